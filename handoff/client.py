@@ -1,0 +1,234 @@
+"""The typed client a backend imports to drive conversations.
+
+Every call maps Temporal's answers to a small set of exceptions a backend can turn into
+HTTP statuses or messages: `ConversationNotFound`, `ConversationClosed`,
+`ConversationHeld` (another agent holds it), `NotAssignedAgent`, `WrongStatus`,
+`InvalidCommand`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from handoff import search_attributes
+from handoff.config import Settings
+from handoff.converter import data_converter
+from handoff.lifecycle import Rejected, RejectionCode, check_text
+from handoff.models import (
+    Agent,
+    AgentReply,
+    Close,
+    ConversationInput,
+    ConversationSummary,
+    CustomerMessage,
+    HandBack,
+    Outcome,
+    RequestHuman,
+    TakeOver,
+    TranscriptEntry,
+)
+from workflows.conversation import ConversationWorkflow
+
+T = TypeVar("T")
+
+
+class HandoffError(Exception):
+    """A command was refused; `str(error)` says why in words a person can act on."""
+
+    def __init__(self, message: str, holder: Agent | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.holder = holder
+
+
+class ConversationNotFound(HandoffError):
+    pass
+
+
+class ConversationClosed(HandoffError):
+    pass
+
+
+class ConversationHeld(HandoffError):
+    """Another agent holds the conversation; `holder` names them."""
+
+
+class NotAssignedAgent(HandoffError):
+    """The caller is not the agent who holds the conversation."""
+
+
+class WrongStatus(HandoffError):
+    pass
+
+
+class InvalidCommand(HandoffError):
+    pass
+
+
+ERRORS_BY_CODE: dict[str, type[HandoffError]] = {
+    RejectionCode.CLOSED: ConversationClosed,
+    RejectionCode.HELD_BY_OTHER: ConversationHeld,
+    RejectionCode.NOT_ASSIGNED: NotAssignedAgent,
+    RejectionCode.WRONG_STATUS: WrongStatus,
+    RejectionCode.INVALID: InvalidCommand,
+}
+
+
+def workflow_id(conversation_id: str) -> str:
+    """Workflow ids are visible to ops unencrypted: only the opaque conversation id goes in."""
+    return f"conversation-{conversation_id}"
+
+
+class HandoffClient:
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self.temporal = client
+        self.task_queue = task_queue
+
+    @classmethod
+    async def connect(cls, settings: Settings | None = None) -> HandoffClient:
+        settings = settings or Settings()
+        client = await Client.connect(
+            settings.temporal_address, namespace=settings.namespace, data_converter=data_converter()
+        )
+        return cls(client, settings.task_queue)
+
+    def handle(self, conversation_id: str) -> WorkflowHandle[Any, ConversationSummary]:
+        return self.temporal.get_workflow_handle_for(ConversationWorkflow.run, workflow_id(conversation_id))
+
+    # --- Customer side.
+
+    async def start_or_message(
+        self,
+        conversation_id: str,
+        customer_id: str,
+        text: str,
+        *,
+        message_id: str | None = None,
+        continue_as_new_after_events: int | None = None,
+    ) -> None:
+        """Deliver a customer message, starting the conversation if it is new.
+
+        Signal-with-start: a duplicate first message never creates two conversations, and
+        with a `message_id` it is not even kept twice. A closed conversation's id is never
+        reused.
+        """
+        _check(lambda: check_text(text, "the message"))
+        try:
+            await self.temporal.start_workflow(
+                ConversationWorkflow.run,
+                ConversationInput(
+                    conversation_id=conversation_id,
+                    customer_id=customer_id,
+                    continue_as_new_after_events=continue_as_new_after_events,
+                ),
+                id=workflow_id(conversation_id),
+                task_queue=self.task_queue,
+                start_signal="CustomerMessage",
+                start_signal_args=[CustomerMessage(text=text, message_id=message_id)],
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                search_attributes=search_attributes.for_new_conversation(),
+            )
+        except WorkflowAlreadyStartedError:
+            raise ConversationClosed("the conversation is closed and accepts nothing more") from None
+
+    async def send_message(self, conversation_id: str, text: str, *, message_id: str | None = None) -> None:
+        """A customer message to an existing conversation."""
+        _check(lambda: check_text(text, "the message"))
+        await self._signal(conversation_id, "CustomerMessage", CustomerMessage(text=text, message_id=message_id))
+
+    async def request_human(self, conversation_id: str) -> None:
+        await self._signal(conversation_id, "RequestHuman", RequestHuman())
+
+    # --- Agent side: updates, answered once the workflow has applied (or refused) them.
+
+    async def take_over(self, conversation_id: str, agent: Agent) -> ConversationSummary:
+        return await self._update(conversation_id, ConversationWorkflow.take_over, TakeOver(agent=agent))
+
+    async def reply(self, conversation_id: str, agent: Agent, text: str) -> ConversationSummary:
+        return await self._update(conversation_id, ConversationWorkflow.reply, AgentReply(agent=agent, text=text))
+
+    async def hand_back(self, conversation_id: str, agent: Agent) -> ConversationSummary:
+        return await self._update(conversation_id, ConversationWorkflow.hand_back, HandBack(agent=agent))
+
+    async def close(self, conversation_id: str, agent: Agent, outcome: Outcome | str) -> ConversationSummary:
+        try:
+            outcome = Outcome(outcome)
+        except ValueError:
+            allowed = ", ".join(o.value for o in Outcome)
+            raise InvalidCommand(f"unknown outcome {outcome!r}; use one of: {allowed}") from None
+        return await self._update(conversation_id, ConversationWorkflow.close, Close(agent=agent, outcome=outcome))
+
+    # --- Reading.
+
+    async def summary(self, conversation_id: str) -> ConversationSummary:
+        return await self._call(conversation_id, self.handle(conversation_id).query(ConversationWorkflow.summary))
+
+    async def transcript(self, conversation_id: str, after_seq: int = 0) -> list[TranscriptEntry]:
+        return await self._call(
+            conversation_id, self.handle(conversation_id).query(ConversationWorkflow.transcript, after_seq)
+        )
+
+    async def result(self, conversation_id: str) -> ConversationSummary:
+        """Wait for the conversation to complete; its final summary."""
+        return await self._call(conversation_id, self.handle(conversation_id).result())
+
+    # --- Plumbing.
+
+    async def _signal(self, conversation_id: str, name: str, arg: Any) -> None:
+        await self._call(conversation_id, self.handle(conversation_id).signal(name, arg))
+
+    async def _update(self, conversation_id: str, update: Any, arg: Any) -> ConversationSummary:
+        try:
+            result = await self._call(conversation_id, self.handle(conversation_id).execute_update(update, arg))
+            return ConversationSummary.model_validate(result)
+        except WorkflowUpdateFailedError as failed:
+            raise _from_update_failure(failed) from None
+
+    async def _call(self, conversation_id: str, awaitable: Awaitable[T]) -> T:
+        try:
+            return await awaitable
+        except RPCError as e:
+            if e.status is RPCStatusCode.NOT_FOUND:
+                raise await self._not_running(conversation_id) from None
+            raise
+
+    async def _not_running(self, conversation_id: str) -> HandoffError:
+        """Tell a closed conversation from one that never existed."""
+        try:
+            description = await self.handle(conversation_id).describe()
+        except RPCError as e:
+            if e.status is RPCStatusCode.NOT_FOUND:
+                return ConversationNotFound(f"no conversation {conversation_id!r}")
+            raise
+        if description.status is WorkflowExecutionStatus.COMPLETED:
+            return ConversationClosed("the conversation is closed and accepts nothing more")
+        return HandoffError(f"the conversation's workflow has ended ({description.status and description.status.name})")
+
+
+def _from_update_failure(failed: WorkflowUpdateFailedError) -> HandoffError:
+    cause = failed.cause
+    if isinstance(cause, ApplicationError) and cause.type in ERRORS_BY_CODE:
+        details = cause.details[0] if cause.details else {}
+        holder = Agent.model_validate(details["holder"]) if isinstance(details, dict) and "holder" in details else None
+        return ERRORS_BY_CODE[cause.type](cause.message, holder=holder)
+    return HandoffError(f"the command failed: {cause}")
+
+
+def _check(rule: Any) -> None:
+    """Run a lifecycle rule client-side, so a bad message is refused before it is sent."""
+    try:
+        rule()
+    except Rejected as rejected:
+        raise ERRORS_BY_CODE[rejected.code](rejected.message) from None

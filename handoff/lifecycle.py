@@ -1,0 +1,291 @@
+"""The conversation lifecycle: every rule of bot ⇄ waiting ⇄ human ⇄ closed, in one place.
+
+No Temporal imports and no I/O: the workflow calls `Conversation.apply` for each command
+and only orchestrates (activities, search attributes, continue-as-new); the tests drive the
+same class directly, exhaustively and with random command sequences.
+
+`check` never mutates, so the workflow can use it as an Update validator (a rejected
+command leaves no trace in history) and the signal path applies exactly the same rules.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from handoff.models import (
+    Agent,
+    AgentReply,
+    BotAnswered,
+    Close,
+    Command,
+    ConversationState,
+    CustomerMessage,
+    EntryKind,
+    Fact,
+    FactKind,
+    HandBack,
+    Outcome,
+    RequestHuman,
+    Status,
+    TakeOver,
+    TranscriptEntry,
+)
+
+MAX_MESSAGE_CHARS = 10_000
+"""Longest customer or agent message accepted, in characters."""
+
+SEEN_MESSAGE_IDS_KEPT = 200
+"""How many recent customer message ids are remembered to drop redeliveries."""
+
+CUSTOMER_AUTHOR = "customer"
+BOT_AUTHOR = "bot"
+SYSTEM_AUTHOR = "system"
+
+
+def joined_note(agent: Agent) -> str:
+    return f"{agent.name} joined the conversation"
+
+
+def left_note(agent: Agent) -> str:
+    return f"{agent.name} left the conversation"
+
+
+def closed_note(agent: Agent, outcome: Outcome) -> str:
+    label = "resolved" if outcome is Outcome.RESOLVED else "not resolved"
+    return f"{agent.name} closed the conversation as {label}"
+
+
+HUMAN_REQUESTED_NOTE = "The customer asked for a person"
+
+
+class RejectionCode(StrEnum):
+    CLOSED = "conversation_closed"
+    HELD_BY_OTHER = "held_by_other_agent"
+    NOT_ASSIGNED = "not_assigned_agent"
+    WRONG_STATUS = "wrong_status"
+    INVALID = "invalid_input"
+
+
+class Rejected(Exception):
+    """A command the rules refuse; nothing was changed."""
+
+    def __init__(self, code: RejectionCode, message: str, holder: Agent | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.holder = holder
+
+
+def new_state(conversation_id: str, customer_id: str, now: datetime) -> ConversationState:
+    return ConversationState(
+        conversation_id=conversation_id,
+        customer_id=customer_id,
+        status=Status.BOT,
+        started_at=now,
+        updated_at=now,
+    )
+
+
+def check_text(text: str, what: str) -> None:
+    if not text.strip():
+        raise Rejected(RejectionCode.INVALID, f"{what} is empty")
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise Rejected(
+            RejectionCode.INVALID,
+            f"{what} is {len(text)} characters long; the limit is {MAX_MESSAGE_CHARS}",
+        )
+
+
+class Conversation:
+    """One conversation's state and the rules that change it."""
+
+    def __init__(self, state: ConversationState) -> None:
+        self.state = state
+
+    # --- Queries over the state.
+
+    @property
+    def status(self) -> Status:
+        return self.state.status
+
+    def entry(self, seq: int) -> TranscriptEntry:
+        # Entries are numbered 1.. in order, so the seq is the index plus one.
+        return self.state.transcript[seq - 1]
+
+    def is_duplicate(self, command: Command) -> bool:
+        """A redelivered customer message: accepted and ignored."""
+        return (
+            isinstance(command, CustomerMessage)
+            and command.message_id is not None
+            and command.message_id in self.state.seen_message_ids
+        )
+
+    # --- The rules.
+
+    def check(self, command: Command) -> None:
+        """Raise `Rejected` if the command may not be applied now; never mutates."""
+        s = self.state
+        if s.status is Status.CLOSED and not isinstance(command, BotAnswered):
+            raise Rejected(RejectionCode.CLOSED, "the conversation is closed and accepts nothing more")
+        match command:
+            case CustomerMessage(text=text):
+                check_text(text, "the message")
+            case RequestHuman() | BotAnswered():
+                pass
+            case TakeOver(agent=agent):
+                if s.status is Status.HUMAN and s.agent is not None and s.agent.id != agent.id:
+                    raise Rejected(
+                        RejectionCode.HELD_BY_OTHER,
+                        f"the conversation is held by {s.agent.name}",
+                        holder=s.agent,
+                    )
+            case AgentReply(agent=agent, text=text):
+                self._check_holder(agent, "reply")
+                check_text(text, "the reply")
+            case HandBack(agent=agent):
+                self._check_holder(agent, "hand the conversation back")
+            case Close(agent=agent):
+                self._check_holder(agent, "close the conversation")
+
+    def _check_holder(self, agent: Agent, action: str) -> None:
+        s = self.state
+        if s.status is not Status.HUMAN or s.agent is None:
+            raise Rejected(
+                RejectionCode.WRONG_STATUS,
+                f"no agent holds the conversation (status {s.status.value}); take it over to {action}",
+            )
+        if s.agent.id != agent.id:
+            raise Rejected(
+                RejectionCode.NOT_ASSIGNED,
+                f"only {s.agent.name}, who holds the conversation, can {action}",
+                holder=s.agent,
+            )
+
+    def apply(self, command: Command, now: datetime) -> list[Fact]:
+        """Check and apply a command; return the facts it produced (already in the outbox)."""
+        self.check(command)
+        if self.is_duplicate(command):
+            return []
+        before = len(self.state.outbox)
+        s = self.state
+        match command:
+            case CustomerMessage(text=text, message_id=message_id):
+                if message_id is not None:
+                    s.seen_message_ids = [*s.seen_message_ids, message_id][-SEEN_MESSAGE_IDS_KEPT:]
+                if not s.transcript:
+                    self._fact(FactKind.STARTED, now)
+                entry = self._entry(EntryKind.CUSTOMER, CUSTOMER_AUTHOR, text, now)
+                if s.status is Status.BOT:
+                    s.bot_queue.append(entry.seq)
+            case RequestHuman():
+                if s.status is Status.BOT:
+                    self._to_waiting(now)
+            case BotAnswered(reply_to=reply_to, text=text, wants_human=wants_human):
+                # The bot only speaks while it holds the conversation and the question is
+                # still open: an answer that arrives after a take-over is dropped.
+                if s.status is not Status.BOT or reply_to not in s.bot_queue:
+                    return []
+                s.bot_queue.remove(reply_to)
+                self._entry(EntryKind.BOT, BOT_AUTHOR, text, now)
+                if wants_human:
+                    self._to_waiting(now)
+            case TakeOver(agent=agent):
+                if s.status is Status.HUMAN:
+                    return []  # the holder taking over again: nothing changes
+                s.status = Status.HUMAN
+                s.agent = agent
+                s.assigned_at = now
+                s.waiting_since = None
+                s.bot_queue = []
+                self._fact(FactKind.TAKEN_OVER, now, agent=agent)
+                self._note(joined_note(agent), now, agent)
+            case AgentReply(agent=agent, text=text):
+                self._entry(EntryKind.AGENT, agent.name, text, now, agent=agent)
+            case HandBack(agent=agent):
+                s.status = Status.BOT
+                s.agent = None
+                s.assigned_at = None
+                self._fact(FactKind.HANDED_BACK, now, agent=agent)
+                self._note(left_note(agent), now, agent)
+            case Close(agent=agent, outcome=outcome):
+                s.status = Status.CLOSED
+                s.outcome = outcome
+                s.closed_by = agent
+                s.closed_at = now
+                s.agent = None
+                self._fact(FactKind.CLOSED, now, agent=agent, outcome=outcome)
+                self._note(closed_note(agent, outcome), now, agent)
+        s.updated_at = now
+        return s.outbox[before:]
+
+    def _to_waiting(self, now: datetime) -> None:
+        s = self.state
+        s.status = Status.WAITING
+        s.waiting_since = now
+        s.bot_queue = []
+        self._fact(FactKind.HUMAN_REQUESTED, now)
+        self._note(HUMAN_REQUESTED_NOTE, now, None)
+
+    # --- Building transcript entries and facts.
+
+    def _entry(
+        self, kind: EntryKind, author: str, text: str, now: datetime, agent: Agent | None = None
+    ) -> TranscriptEntry:
+        entry = TranscriptEntry(seq=len(self.state.transcript) + 1, at=now, kind=kind, author=author, text=text)
+        self.state.transcript.append(entry)
+        self._fact(FactKind.MESSAGE, now, entry=entry, agent=agent)
+        return entry
+
+    def _note(self, text: str, now: datetime, agent: Agent | None) -> None:
+        entry = TranscriptEntry(
+            seq=len(self.state.transcript) + 1, at=now, kind=EntryKind.SYSTEM, author=SYSTEM_AUTHOR, text=text
+        )
+        self.state.transcript.append(entry)
+        self._fact(FactKind.NOTE, now, entry=entry, agent=agent)
+
+    def _fact(
+        self,
+        kind: FactKind,
+        now: datetime,
+        *,
+        entry: TranscriptEntry | None = None,
+        agent: Agent | None = None,
+        outcome: Outcome | None = None,
+    ) -> None:
+        s = self.state
+        s.last_fact += 1
+        s.outbox.append(
+            Fact(
+                conversation_id=s.conversation_id,
+                number=s.last_fact,
+                kind=kind,
+                at=now,
+                entry=entry,
+                agent=agent,
+                outcome=outcome,
+            )
+        )
+
+    # --- Bookkeeping the workflow needs.
+
+    def take_outbox(self, max_facts: int, max_chars: int) -> list[Fact]:
+        """The oldest unrecorded facts, at most `max_facts` and about `max_chars` of text
+        (always at least one); `mark_recorded` removes them once written."""
+        batch: list[Fact] = []
+        chars = 0
+        for fact in self.state.outbox[:max_facts]:
+            chars += len(fact.entry.text) if fact.entry else 0
+            if batch and chars > max_chars:
+                break
+            batch.append(fact)
+        return batch
+
+    def mark_recorded(self, facts: list[Fact]) -> None:
+        recorded = {f.number for f in facts}
+        self.state.outbox = [f for f in self.state.outbox if f.number not in recorded]
+
+    @property
+    def finished(self) -> bool:
+        """Closed and everything recorded: the workflow may complete."""
+        return self.state.status is Status.CLOSED and not self.state.outbox

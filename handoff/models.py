@@ -1,0 +1,196 @@
+"""The data that crosses boundaries: workflow inputs, commands, transcript entries, facts.
+
+Everything here is a small pydantic model so the Temporal pydantic data converter,
+the HTTP API and the database layer all speak the same shapes. No Temporal imports:
+the lifecycle rules and their tests use these models without a server.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Status(StrEnum):
+    BOT = "bot"
+    WAITING = "waiting"
+    HUMAN = "human"
+    CLOSED = "closed"
+
+
+class Outcome(StrEnum):
+    RESOLVED = "resolved"
+    NOT_RESOLVED = "not_resolved"
+
+
+class EntryKind(StrEnum):
+    """Who wrote a transcript entry. Customers never see `system` entries."""
+
+    CUSTOMER = "customer"
+    BOT = "bot"
+    AGENT = "agent"
+    SYSTEM = "system"
+
+
+class FactKind(StrEnum):
+    """What the statistics are computed from; one row per fact, keyed per event."""
+
+    STARTED = "conversation_started"
+    MESSAGE = "message"
+    NOTE = "note"
+    HUMAN_REQUESTED = "human_requested"
+    TAKEN_OVER = "taken_over"
+    HANDED_BACK = "handed_back"
+    CLOSED = "closed"
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=False, extra="forbid")
+
+
+class Agent(Model):
+    id: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200)
+
+
+# --- Commands: everything that can happen to a conversation from outside (or from the bot).
+
+
+class CustomerMessage(Model):
+    kind: Literal["customer_message"] = "customer_message"
+    text: str
+    # The sender's idempotency key: a message delivered twice is kept once.
+    message_id: str | None = None
+
+
+class RequestHuman(Model):
+    kind: Literal["request_human"] = "request_human"
+
+
+class TakeOver(Model):
+    kind: Literal["take_over"] = "take_over"
+    agent: Agent
+
+
+class AgentReply(Model):
+    kind: Literal["agent_reply"] = "agent_reply"
+    agent: Agent
+    text: str
+
+
+class HandBack(Model):
+    kind: Literal["hand_back"] = "hand_back"
+    agent: Agent
+
+
+class Close(Model):
+    kind: Literal["close"] = "close"
+    agent: Agent
+    outcome: Outcome
+
+
+class BotAnswered(Model):
+    """The bot activity's answer to the customer message `reply_to` (an entry seq)."""
+
+    kind: Literal["bot_answered"] = "bot_answered"
+    reply_to: int
+    text: str
+    wants_human: bool = False
+
+
+Command = Annotated[
+    CustomerMessage | RequestHuman | TakeOver | AgentReply | HandBack | Close | BotAnswered,
+    Field(discriminator="kind"),
+]
+
+
+# --- State and what it is made of.
+
+
+class TranscriptEntry(Model):
+    seq: int
+    at: datetime
+    kind: EntryKind
+    author: str
+    text: str
+
+
+class Fact(Model):
+    """One recorded event; `key` makes every database write idempotent."""
+
+    conversation_id: str
+    number: int
+    kind: FactKind
+    at: datetime
+    entry: TranscriptEntry | None = None
+    agent: Agent | None = None
+    outcome: Outcome | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.conversation_id}:{self.number}"
+
+
+class ConversationSummary(Model):
+    """Everything about a conversation but its transcript: the live columns and history rows."""
+
+    conversation_id: str
+    customer_id: str
+    status: Status
+    agent: Agent | None = None
+    outcome: Outcome | None = None
+    closed_by: Agent | None = None
+    started_at: datetime
+    updated_at: datetime
+    waiting_since: datetime | None = None
+    assigned_at: datetime | None = None
+    closed_at: datetime | None = None
+    # Number of the last fact this summary reflects: lets the store apply summaries in order.
+    last_fact: int = 0
+
+
+class ConversationState(ConversationSummary):
+    """The whole durable state of one conversation, carried across continue-as-new."""
+
+    transcript: list[TranscriptEntry] = Field(default_factory=list)
+    # Customer message seqs the bot still has to answer, oldest first.
+    bot_queue: list[int] = Field(default_factory=list)
+    # Facts not yet written to the database, oldest first.
+    outbox: list[Fact] = Field(default_factory=list)
+    # Recent customer message ids, to drop redelivered messages.
+    seen_message_ids: list[str] = Field(default_factory=list)
+    # Commands refused on the fire-and-forget signal path, for ops to see in queries.
+    rejected_signals: int = 0
+
+    def summary(self) -> ConversationSummary:
+        return ConversationSummary.model_validate(self.model_dump(include=set(ConversationSummary.model_fields)))
+
+
+class ConversationInput(Model):
+    """Workflow input: a new conversation, or the state carried by continue-as-new."""
+
+    conversation_id: str
+    customer_id: str
+    state: ConversationState | None = None
+    # Continue-as-new once history reaches this many events, besides when Temporal suggests it.
+    # Production leaves it unset; tests set it low to exercise continue-as-new quickly.
+    continue_as_new_after_events: int | None = None
+
+
+class BotQuestion(Model):
+    text: str
+
+
+class BotReply(Model):
+    text: str
+    wants_human: bool = False
+
+
+class RecordBatch(Model):
+    """What the record activity writes in one transaction: facts plus the latest summary."""
+
+    summary: ConversationSummary
+    facts: list[Fact]

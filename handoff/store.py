@@ -1,0 +1,278 @@
+"""The project's database: recorded facts, the conversations table, transcripts after close.
+
+Temporal holds the live state; this store holds what must outlive Temporal's retention and
+what the statistics are computed from. Every write is idempotent: a fact is keyed by
+`{conversation_id}:{number}` and inserted with ON CONFLICT DO NOTHING, and a conversation
+row only moves forward (a summary older than the stored one is ignored), so a retried or
+re-run activity never duplicates or rewinds anything.
+
+SQLite by default, PostgreSQL when configured with a URL; both through SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from handoff.models import (
+    Agent,
+    ConversationSummary,
+    EntryKind,
+    Fact,
+    FactKind,
+    Outcome,
+    RecordBatch,
+    Status,
+    TranscriptEntry,
+)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite has no time zones)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData()
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("id", sa.String(100), primary_key=True),
+    sa.Column("customer_id", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, index=True),
+    sa.Column("agent_id", sa.String(200), index=True),
+    sa.Column("agent_name", sa.String(200)),
+    sa.Column("outcome", sa.String(20)),
+    sa.Column("closed_by_id", sa.String(200)),
+    sa.Column("closed_by_name", sa.String(200)),
+    sa.Column("started_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("waiting_since", UTCDateTime),
+    sa.Column("assigned_at", UTCDateTime),
+    sa.Column("closed_at", UTCDateTime),
+    sa.Column("last_fact", sa.Integer, nullable=False),
+)
+
+facts = sa.Table(
+    "facts",
+    metadata,
+    sa.Column("key", sa.String(120), primary_key=True),
+    sa.Column("conversation_id", sa.String(100), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(30), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+    sa.Column("entry_seq", sa.Integer),
+    sa.Column("entry_kind", sa.String(20)),
+    sa.Column("author", sa.String(200)),
+    sa.Column("text", sa.Text),
+    sa.Column("agent_id", sa.String(200), index=True),
+    sa.Column("agent_name", sa.String(200)),
+    sa.Column("outcome", sa.String(20)),
+    sa.Index("ix_facts_conversation", "conversation_id", "number"),
+)
+
+
+def _fact_row(fact: Fact) -> dict[str, Any]:
+    entry = fact.entry
+    return {
+        "key": fact.key,
+        "conversation_id": fact.conversation_id,
+        "number": fact.number,
+        "kind": fact.kind.value,
+        "at": fact.at,
+        "entry_seq": entry.seq if entry else None,
+        "entry_kind": entry.kind.value if entry else None,
+        "author": entry.author if entry else None,
+        "text": entry.text if entry else None,
+        "agent_id": fact.agent.id if fact.agent else None,
+        "agent_name": fact.agent.name if fact.agent else None,
+        "outcome": fact.outcome.value if fact.outcome else None,
+    }
+
+
+def _summary_row(summary: ConversationSummary) -> dict[str, Any]:
+    return {
+        "id": summary.conversation_id,
+        "customer_id": summary.customer_id,
+        "status": summary.status.value,
+        "agent_id": summary.agent.id if summary.agent else None,
+        "agent_name": summary.agent.name if summary.agent else None,
+        "outcome": summary.outcome.value if summary.outcome else None,
+        "closed_by_id": summary.closed_by.id if summary.closed_by else None,
+        "closed_by_name": summary.closed_by.name if summary.closed_by else None,
+        "started_at": summary.started_at,
+        "updated_at": summary.updated_at,
+        "waiting_since": summary.waiting_since,
+        "assigned_at": summary.assigned_at,
+        "closed_at": summary.closed_at,
+        "last_fact": summary.last_fact,
+    }
+
+
+def _agent(agent_id: str | None, name: str | None) -> Agent | None:
+    return Agent(id=agent_id, name=name or agent_id) if agent_id else None
+
+
+def summary_from_row(row: sa.Row[Any]) -> ConversationSummary:
+    m = row._mapping
+    return ConversationSummary(
+        conversation_id=m["id"],
+        customer_id=m["customer_id"],
+        status=Status(m["status"]),
+        agent=_agent(m["agent_id"], m["agent_name"]),
+        outcome=Outcome(m["outcome"]) if m["outcome"] else None,
+        closed_by=_agent(m["closed_by_id"], m["closed_by_name"]),
+        started_at=m["started_at"],
+        updated_at=m["updated_at"],
+        waiting_since=m["waiting_since"],
+        assigned_at=m["assigned_at"],
+        closed_at=m["closed_at"],
+        last_fact=m["last_fact"],
+    )
+
+
+def fact_from_row(row: sa.Row[Any]) -> Fact:
+    m = row._mapping
+    entry = None
+    if m["entry_seq"] is not None:
+        entry = TranscriptEntry(
+            seq=m["entry_seq"], at=m["at"], kind=EntryKind(m["entry_kind"]), author=m["author"], text=m["text"]
+        )
+    return Fact(
+        conversation_id=m["conversation_id"],
+        number=m["number"],
+        kind=FactKind(m["kind"]),
+        at=m["at"],
+        entry=entry,
+        agent=_agent(m["agent_id"], m["agent_name"]),
+        outcome=Outcome(m["outcome"]) if m["outcome"] else None,
+    )
+
+
+def create_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite files get WAL and a busy timeout for concurrent writers."""
+    if url.startswith("sqlite"):
+        database = sa.engine.make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+class Store:
+    """Reads and idempotent writes over one database."""
+
+    def __init__(self, url_or_engine: str | Engine) -> None:
+        self.engine = create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _insert(self, table: sa.Table) -> Any:
+        dialect = self.engine.dialect.name
+        if dialect == "sqlite":
+            return sqlite.insert(table)
+        if dialect == "postgresql":
+            return postgresql.insert(table)
+        raise NotImplementedError(f"unsupported database dialect {dialect!r}")
+
+    # --- Writes.
+
+    def record(self, batch: RecordBatch) -> int:
+        """Write a batch of facts and the latest summary in one transaction.
+
+        Returns how many facts were new (0 when the batch was already recorded).
+        """
+        with self.engine.begin() as conn:
+            inserted = 0
+            if batch.facts:
+                stmt = self._insert(facts).on_conflict_do_nothing(index_elements=["key"])
+                result = conn.execute(stmt.returning(facts.c.key), [_fact_row(f) for f in batch.facts])
+                inserted = len(result.all())
+            row = _summary_row(batch.summary)
+            stmt = self._insert(conversations).values(row)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["id"],
+                set_={k: stmt.excluded[k] for k in row if k != "id"},
+                where=conversations.c.last_fact < stmt.excluded.last_fact,
+            )
+            conn.execute(stmt)
+            return inserted
+
+    # --- Reads.
+
+    def summary(self, conversation_id: str) -> ConversationSummary | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(conversations).where(conversations.c.id == conversation_id)).first()
+            return summary_from_row(row) if row else None
+
+    def facts(self, conversation_id: str) -> list[Fact]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(facts).where(facts.c.conversation_id == conversation_id).order_by(facts.c.number)
+            )
+            return [fact_from_row(r) for r in rows]
+
+    def transcript(self, conversation_id: str) -> list[TranscriptEntry]:
+        """The stored transcript (messages and notes), in order."""
+        return [f.entry for f in self.facts(conversation_id) if f.entry is not None]
+
+    def count_facts(self, **where: str) -> int:
+        """How many facts match the given column values (for checks and tests)."""
+        query = sa.select(sa.func.count()).select_from(facts)
+        for column, value in where.items():
+            query = query.where(facts.c[column] == value)
+        with self.engine.connect() as c:
+            return int(c.execute(query).scalar_one())
+
+    def conversations(
+        self,
+        *,
+        status: Status | None = None,
+        agent_id: str | None = None,
+        limit: int = 100,
+    ) -> list[ConversationSummary]:
+        query = sa.select(conversations).order_by(conversations.c.started_at.desc()).limit(limit)
+        if status is not None:
+            query = query.where(conversations.c.status == status.value)
+        if agent_id is not None:
+            query = query.where(conversations.c.agent_id == agent_id)
+        with self.engine.connect() as conn:
+            return [summary_from_row(r) for r in conn.execute(query)]
+
+
+def all_facts(store: Store, kinds: Iterable[FactKind] | None = None) -> list[Fact]:
+    """Every fact, optionally of the given kinds, in time order (for statistics)."""
+    query = sa.select(facts).order_by(facts.c.at, facts.c.conversation_id, facts.c.number)
+    if kinds is not None:
+        query = query.where(facts.c.kind.in_([k.value for k in kinds]))
+    with store.engine.connect() as conn:
+        return [fact_from_row(r) for r in conn.execute(query)]

@@ -1,0 +1,48 @@
+"""Shared test helpers: waiting for what a user would eventually see."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from handoff.client import HandoffClient
+from handoff.models import Agent, EntryKind, TranscriptEntry
+
+T = TypeVar("T")
+
+ALICE = Agent(id="agent-alice", name="Alice Martin")
+BOB = Agent(id="agent-bob", name="Bob Stone")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], until: Callable[[T], bool], timeout: float = 20.0, interval: float = 0.05
+) -> T:
+    """Poll `probe` until `until(value)` holds; fail with the last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if until(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached within {timeout}s; last value: {value!r}")
+        await asyncio.sleep(interval)
+
+
+def customer_view(transcript: list[TranscriptEntry]) -> list[tuple[str, str]]:
+    """What the customer's widget shows: every entry but system notes."""
+    return [(e.kind.value, e.text) for e in transcript if e.kind is not EntryKind.SYSTEM]
+
+
+def notes(transcript: list[TranscriptEntry]) -> list[str]:
+    return [e.text for e in transcript if e.kind is EntryKind.SYSTEM]
+
+
+async def wait_for_entries(handoff: HandoffClient, conversation_id: str, count: int) -> list[TranscriptEntry]:
+    return await eventually(lambda: handoff.transcript(conversation_id), lambda t: len(t) >= count)

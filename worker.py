@@ -1,0 +1,72 @@
+"""Run a Handoff worker: `python worker.py`.
+
+Settings come from the environment (see `handoff.config.Settings`): HANDOFF_TEMPORAL_ADDRESS,
+HANDOFF_NAMESPACE, HANDOFF_TASK_QUEUE, HANDOFF_DATABASE_URL, HANDOFF_KNOWLEDGE_BASE.
+SIGTERM or SIGINT stops polling, lets in-flight activities finish, then exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities import ConversationActivities
+from handoff.bot import KnowledgeBaseBot
+from handoff.config import Settings
+from handoff.converter import data_converter
+from handoff.store import Store
+from workflows import ConversationWorkflow
+
+log = logging.getLogger("handoff.worker")
+
+ACTIVITY_THREADS = 16
+
+
+def build_worker(client: Client, task_queue: str, store: Store, bot: KnowledgeBaseBot, **options: object) -> Worker:
+    """A worker for conversations on `task_queue`, recording into `store`."""
+    activities = ConversationActivities(store, bot)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[ConversationWorkflow],
+        activities=[activities.bot_answer, activities.record_facts],
+        activity_executor=ThreadPoolExecutor(ACTIVITY_THREADS),
+        max_concurrent_activities=ACTIVITY_THREADS,
+        graceful_shutdown_timeout=timedelta(seconds=10),
+        **options,  # type: ignore[arg-type]
+    )
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    """Run until `stop` is set, then shut down gracefully."""
+    client = await Client.connect(
+        settings.temporal_address, namespace=settings.namespace, data_converter=data_converter()
+    )
+    store = Store(settings.database_url)
+    bot = KnowledgeBaseBot.from_file(settings.knowledge_base)
+    try:
+        async with build_worker(client, settings.task_queue, store, bot):
+            log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
+            await stop.wait()
+            log.info("worker shutting down")
+    finally:
+        store.close()
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await run_worker(Settings(), stop)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,251 @@
+"""The conversation workflow: one durable execution per support conversation.
+
+The rules live in `handoff.lifecycle`; this workflow only orchestrates around them:
+- it turns signals and updates into lifecycle commands (updates are validated first, so a
+  refused agent command is answered at once and leaves no trace in history);
+- a bot loop runs the `BotAnswer` activity for each customer message the bot owes an answer;
+- a recorder loop writes the outbox of facts with the idempotent `RecordFacts` activity, so a
+  database outage delays statistics but never the bot;
+- search attributes follow every transition for ops;
+- it continues as new when Temporal suggests it, carrying the whole state (outbox and
+  unanswered messages included), so a conversation can run for months.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.conversation import ConversationActivities
+    from handoff import search_attributes
+    from handoff.lifecycle import Conversation, Rejected, new_state
+    from handoff.models import (
+        AgentReply,
+        BotAnswered,
+        BotQuestion,
+        Close,
+        Command,
+        ConversationInput,
+        ConversationSummary,
+        CustomerMessage,
+        HandBack,
+        RecordBatch,
+        RequestHuman,
+        TakeOver,
+        TranscriptEntry,
+    )
+
+# Activities retry until they succeed: a conversation waits out an outage rather than fail.
+BOT_ANSWER_TIMEOUT = timedelta(seconds=10)
+RECORD_TIMEOUT = timedelta(seconds=30)
+ACTIVITY_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=15))
+
+# One RecordFacts call stays well under Temporal's 2 MB payload limit.
+RECORD_BATCH_FACTS = 500
+RECORD_BATCH_CHARS = 500_000
+
+
+def rejection_error(rejected: Rejected) -> ApplicationError:
+    """How a refused command reaches the caller of an update: type = the rejection code."""
+    details: dict[str, Any] = {"code": rejected.code.value, "message": rejected.message}
+    if rejected.holder is not None:
+        details["holder"] = rejected.holder.model_dump()
+    return ApplicationError(rejected.message, details, type=rejected.code.value, non_retryable=True)
+
+
+@workflow.defn(name="Conversation")
+class ConversationWorkflow:
+    @workflow.init
+    def __init__(self, input: ConversationInput) -> None:
+        state = input.state or new_state(input.conversation_id, input.customer_id, workflow.now())
+        self._conversation = Conversation(state)
+        self._continue_as_new_after_events = input.continue_as_new_after_events
+        self._draining = False  # set before continue-as-new: start no new activity
+        self._bot_busy = False
+        self._recorder_busy = False
+
+    @workflow.run
+    async def run(self, input: ConversationInput) -> ConversationSummary:
+        self._upsert_search_attributes()
+        loops = [asyncio.create_task(self._bot_loop()), asyncio.create_task(self._record_loop())]
+        await workflow.wait_condition(lambda: self._conversation.finished or self._continue_as_new_due())
+        if not self._conversation.finished:
+            # Stop starting activities, let the ones in flight land, then carry the state over.
+            self._draining = True
+            await workflow.wait_condition(
+                lambda: not self._bot_busy and not self._recorder_busy and workflow.all_handlers_finished()
+            )
+            workflow.continue_as_new(
+                ConversationInput(
+                    conversation_id=input.conversation_id,
+                    customer_id=input.customer_id,
+                    state=self._conversation.state,
+                    continue_as_new_after_events=self._continue_as_new_after_events,
+                )
+            )
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        for loop in loops:
+            loop.cancel()
+        return self._conversation.state.summary()
+
+    # --- Customer side: signals.
+
+    @workflow.signal(name="CustomerMessage")
+    def customer_message(self, command: CustomerMessage) -> None:
+        self._apply_signal(command)
+
+    @workflow.signal(name="RequestHuman")
+    def request_human(self, command: RequestHuman) -> None:
+        self._apply_signal(command)
+
+    # --- Agent side: updates (the caller gets an answer) ...
+
+    @workflow.update(name="TakeOver")
+    def take_over(self, command: TakeOver) -> ConversationSummary:
+        return self._apply(command)
+
+    @take_over.validator
+    def _validate_take_over(self, command: TakeOver) -> None:
+        self._validate(command)
+
+    @workflow.update(name="Reply")
+    def reply(self, command: AgentReply) -> ConversationSummary:
+        return self._apply(command)
+
+    @reply.validator
+    def _validate_reply(self, command: AgentReply) -> None:
+        self._validate(command)
+
+    @workflow.update(name="HandBack")
+    def hand_back(self, command: HandBack) -> ConversationSummary:
+        return self._apply(command)
+
+    @hand_back.validator
+    def _validate_hand_back(self, command: HandBack) -> None:
+        self._validate(command)
+
+    @workflow.update(name="Close")
+    def close(self, command: Close) -> ConversationSummary:
+        return self._apply(command)
+
+    @close.validator
+    def _validate_close(self, command: Close) -> None:
+        self._validate(command)
+
+    # --- ... and the same commands as signals, for backends that fire and forget.
+
+    @workflow.signal(name="AgentTakeOver")
+    def take_over_signal(self, command: TakeOver) -> None:
+        self._apply_signal(command)
+
+    @workflow.signal(name="AgentReply")
+    def reply_signal(self, command: AgentReply) -> None:
+        self._apply_signal(command)
+
+    @workflow.signal(name="AgentHandBack")
+    def hand_back_signal(self, command: HandBack) -> None:
+        self._apply_signal(command)
+
+    @workflow.signal(name="AgentClose")
+    def close_signal(self, command: Close) -> None:
+        self._apply_signal(command)
+
+    # --- Queries.
+
+    @workflow.query(name="Summary")
+    def summary(self) -> ConversationSummary:
+        return self._conversation.state.summary()
+
+    @workflow.query(name="Transcript")
+    def transcript(self, after_seq: int = 0) -> list[TranscriptEntry]:
+        """Transcript entries with a seq above `after_seq` (all of them by default)."""
+        return self._conversation.state.transcript[max(after_seq, 0) :]
+
+    @workflow.query(name="RejectedSignals")
+    def rejected_signals(self) -> int:
+        return self._conversation.state.rejected_signals
+
+    # --- Applying commands.
+
+    def _validate(self, command: Command) -> None:
+        try:
+            self._conversation.check(command)
+        except Rejected as rejected:
+            raise rejection_error(rejected) from None
+
+    def _apply(self, command: Command) -> ConversationSummary:
+        before = search_attributes.values(self._conversation.state)
+        try:
+            self._conversation.apply(command, workflow.now())
+        except Rejected as rejected:
+            # Reached only if the state changed between validator and handler.
+            raise rejection_error(rejected) from None
+        if search_attributes.values(self._conversation.state) != before:
+            self._upsert_search_attributes()
+        return self._conversation.state.summary()
+
+    def _apply_signal(self, command: Command) -> None:
+        try:
+            self._apply(command)
+        except ApplicationError as refused:
+            # A signal has no caller to answer: count it and log the code (never the text).
+            self._conversation.state.rejected_signals += 1
+            workflow.logger.warning("Refused %s signal: %s", command.kind, refused.type)
+
+    def _upsert_search_attributes(self) -> None:
+        wanted = search_attributes.values(self._conversation.state)
+        current = workflow.info().typed_search_attributes
+        updates: list[SearchAttributeUpdate[Any]] = []
+        for key in search_attributes.ALL:
+            value = wanted[key.name]
+            if (current.get(key) or "") != value:
+                updates.append(key.value_set(value) if value else key.value_unset())
+        if updates:
+            workflow.upsert_search_attributes(updates)
+
+    # --- The loops that run activities.
+
+    async def _bot_loop(self) -> None:
+        state = self._conversation.state
+        while True:
+            await workflow.wait_condition(lambda: bool(state.bot_queue) and not self._draining)
+            seq = state.bot_queue[0]
+            self._bot_busy = True
+            try:
+                reply = await workflow.execute_activity_method(
+                    ConversationActivities.bot_answer,
+                    BotQuestion(text=self._conversation.entry(seq).text),
+                    start_to_close_timeout=BOT_ANSWER_TIMEOUT,
+                    retry_policy=ACTIVITY_RETRY,
+                )
+            finally:
+                self._bot_busy = False
+            self._apply(BotAnswered(reply_to=seq, text=reply.text, wants_human=reply.wants_human))
+
+    async def _record_loop(self) -> None:
+        state = self._conversation.state
+        while True:
+            await workflow.wait_condition(lambda: bool(state.outbox) and not self._draining)
+            batch = self._conversation.take_outbox(RECORD_BATCH_FACTS, RECORD_BATCH_CHARS)
+            self._recorder_busy = True
+            try:
+                await workflow.execute_activity_method(
+                    ConversationActivities.record_facts,
+                    RecordBatch(summary=state.summary(), facts=batch),
+                    start_to_close_timeout=RECORD_TIMEOUT,
+                    retry_policy=ACTIVITY_RETRY,
+                )
+            finally:
+                self._recorder_busy = False
+            self._conversation.mark_recorded(batch)
+
+    def _continue_as_new_due(self) -> bool:
+        info = workflow.info()
+        limit = self._continue_as_new_after_events
+        return info.is_continue_as_new_suggested() or (limit is not None and info.get_current_history_length() >= limit)
