@@ -173,8 +173,6 @@ class Conversation:
             case CustomerMessage(text=text, message_id=message_id):
                 if message_id is not None:
                     s.seen_message_ids = [*s.seen_message_ids, message_id][-SEEN_MESSAGE_IDS_KEPT:]
-                if not s.transcript:
-                    self._fact(FactKind.STARTED, now)
                 entry = self._entry(EntryKind.CUSTOMER, CUSTOMER_AUTHOR, text, now)
                 if s.status is Status.BOT:
                     s.bot_queue.append(entry.seq)
@@ -254,6 +252,9 @@ class Conversation:
         outcome: Outcome | None = None,
     ) -> None:
         s = self.state
+        if s.last_fact == 0 and kind is not FactKind.STARTED:
+            # Whatever happens first to a conversation starts it, for the statistics.
+            self._fact(FactKind.STARTED, now)
         s.last_fact += 1
         s.outbox.append(
             Fact(
