@@ -1,0 +1,465 @@
+"""Support statistics, computed from the recorded facts (the `facts` table of `handoff.store`).
+
+Why facts and not Temporal or the `conversations` table: facts are written idempotently
+(one row per event, keyed `{conversation_id}:{number}`) and outlive Temporal's retention, so
+the figures are the same however often an activity was retried and however old the window.
+The `conversations` projection holds only each conversation's latest state, which cannot tell
+how long a customer waited or who held a conversation before.
+
+Definitions (mirrored in README.md, section "Statistics")
+-------------------------------------------------------
+
+Window. `since`/`until` bound fact times, half-open: a fact counts when
+`since <= at < until` (either bound may be omitted; naive datetimes are taken as UTC).
+Everything recorded at or after `until` is treated as not having happened yet, except for
+"handled by the bot alone / with an agent", which is a property of the conversation as recorded
+now (see below).
+
+Counts (each is the number of facts of that kind in the window):
+- conversations_started: `conversation_started` facts.
+- closed_resolved / closed_not_resolved: `closed` facts by outcome.
+- resolution_rate: closed_resolved / (closed_resolved + closed_not_resolved); null when nothing
+  was closed.
+- handled_by_bot_alone / handled_with_agent: of the conversations started in the window, those
+  that have never been taken over (so far, whatever the window: this includes conversations still
+  waiting for a person) / those taken over at least once. The two add up to conversations_started.
+- human_requests: `human_requested` facts (the customer asked, or the bot decided to hand over).
+- take_overs, hand_backs: `taken_over`, `handed_back` facts.
+- messages: `message` facts by author kind: customer, bot, agent. System notes are not counted.
+
+Durations (seconds; each completed interval is counted in the window, day and agent of the fact
+that ENDS it, so every figure describes what happened in the window):
+- waiting_time: from a `human_requested` fact to the next `taken_over` of that conversation
+  (an agent may also take a conversation straight from the bot: such a take-over ends no wait).
+  Attributed to the agent who took over.
+- first_response_time: from a `taken_over` fact to that agent's first message in the same
+  assignment (before the hand-back or close that ends it). An assignment ended without any agent
+  message has no first response and is not counted anywhere in this figure.
+- handling_time: from a `taken_over` fact to the `handed_back` or `closed` fact ending that
+  assignment.
+Each duration figure has `count` (completed intervals), `median_seconds` and `p90_seconds`
+(null when count is 0) and `open`: intervals that START in the window and have not ended before
+its end (`until`, or everything recorded so far) - a customer still waiting, an agent still
+holding a conversation (open handling), or holding it without having replied yet (open first
+response). Open intervals are never part of the percentiles, which would otherwise depend on
+when the query runs. An open interval is counted on the day it started.
+
+Percentiles: linear interpolation between closest ranks (numpy's default, R type 7): for the
+sorted values x[0..n-1] and p in [0, 1], h = (n - 1) * p and the result is
+x[floor(h)] + (h - floor(h)) * (x[floor(h) + 1] - x[floor(h)]). The median is p = 0.5 (the usual
+median, the mean of the two middle values for even n); p90 is p = 0.9. Results are rounded to
+the millisecond.
+
+Agent filter (`agent_id`). Facts that carry an agent - take-overs, hand-backs, closes, agent
+messages, and the durations attributed to an agent - count only when that agent is `agent_id`.
+Facts without an agent - conversations started, requests for a person, customer and bot
+messages - count only in conversations that agent took over at least once (so
+handled_by_bot_alone is 0 under an agent filter). Open waits belong to no agent yet and are left
+out under an agent filter.
+
+per_agent: the agent-attributable figures of every agent with at least one counted fact or
+interval, sorted by name then id; the name is the latest one recorded for the id.
+per_day: the totals per UTC calendar day of the fact's time, for every day from the first to the
+last day with something counted (days with nothing in between are included, all zero).
+
+Cost: one SQL query loads the narrow columns (no text) of the non-note facts of the conversations
+with a fact in the window (and, under an agent filter, that the agent took over); the rest is a
+single pass in Python, grouped by conversation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import Field
+
+from handoff.models import EntryKind, FactKind, Model, Outcome
+from handoff.store import Store, facts
+
+# --- The result: what the /stats endpoint returns and the CLI prints.
+
+
+class DurationStats(Model):
+    """Completed intervals in the window (percentiles in seconds) and intervals still open."""
+
+    count: int = 0
+    median_seconds: float | None = None
+    p90_seconds: float | None = None
+    open: int = 0
+
+
+class MessageCounts(Model):
+    customer: int = 0
+    bot: int = 0
+    agent: int = 0
+
+
+class Totals(Model):
+    conversations_started: int = 0
+    closed_resolved: int = 0
+    closed_not_resolved: int = 0
+    resolution_rate: float | None = None
+    handled_by_bot_alone: int = 0
+    handled_with_agent: int = 0
+    human_requests: int = 0
+    take_overs: int = 0
+    hand_backs: int = 0
+    waiting_time: DurationStats = Field(default_factory=DurationStats)
+    first_response_time: DurationStats = Field(default_factory=DurationStats)
+    handling_time: DurationStats = Field(default_factory=DurationStats)
+    messages: MessageCounts = Field(default_factory=MessageCounts)
+
+
+class DayStats(Totals):
+    """The totals of one UTC calendar day."""
+
+    day: date
+
+
+class AgentStats(Model):
+    agent_id: str
+    agent_name: str
+    take_overs: int = 0
+    hand_backs: int = 0
+    closed_resolved: int = 0
+    closed_not_resolved: int = 0
+    resolution_rate: float | None = None
+    first_response_time: DurationStats = Field(default_factory=DurationStats)
+    handling_time: DurationStats = Field(default_factory=DurationStats)
+    messages: int = 0
+
+
+class Stats(Model):
+    """The statistics of one window; `since`, `until`, `agent_id` echo the filters applied."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    agent_id: str | None = None
+    totals: Totals = Field(default_factory=Totals)
+    per_agent: list[AgentStats] = Field(default_factory=list)
+    per_day: list[DayStats] = Field(default_factory=list)
+
+
+# --- Percentiles.
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default); None for no values."""
+    if not values:
+        return None
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"percentile {p} is not between 0 and 1")
+    ordered = sorted(values)
+    h = (len(ordered) - 1) * p
+    lo = math.floor(h)
+    if lo + 1 >= len(ordered):
+        return ordered[lo]
+    return ordered[lo] + (h - lo) * (ordered[lo + 1] - ordered[lo])
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _durations(done: list[float], open_: int) -> DurationStats:
+    return DurationStats(
+        count=len(done),
+        median_seconds=_rounded(percentile(done, 0.5)),
+        p90_seconds=_rounded(percentile(done, 0.9)),
+        open=open_,
+    )
+
+
+def _rate(resolved: int, not_resolved: int) -> float | None:
+    closed = resolved + not_resolved
+    return resolved / closed if closed else None
+
+
+# --- Accumulating events.
+
+
+@dataclass
+class _Tally:
+    """The raw figures of one bucket (the totals, one day or one agent)."""
+
+    started: int = 0
+    bot_alone: int = 0
+    with_agent: int = 0
+    resolved: int = 0
+    not_resolved: int = 0
+    requests: int = 0
+    take_overs: int = 0
+    hand_backs: int = 0
+    waits: list[float] = field(default_factory=list)
+    open_waits: int = 0
+    first_responses: list[float] = field(default_factory=list)
+    open_first_responses: int = 0
+    handlings: list[float] = field(default_factory=list)
+    open_handlings: int = 0
+    messages: dict[EntryKind, int] = field(default_factory=dict)
+
+    def totals(self) -> Totals:
+        return Totals(
+            conversations_started=self.started,
+            closed_resolved=self.resolved,
+            closed_not_resolved=self.not_resolved,
+            resolution_rate=_rate(self.resolved, self.not_resolved),
+            handled_by_bot_alone=self.bot_alone,
+            handled_with_agent=self.with_agent,
+            human_requests=self.requests,
+            take_overs=self.take_overs,
+            hand_backs=self.hand_backs,
+            waiting_time=_durations(self.waits, self.open_waits),
+            first_response_time=_durations(self.first_responses, self.open_first_responses),
+            handling_time=_durations(self.handlings, self.open_handlings),
+            messages=MessageCounts(
+                customer=self.messages.get(EntryKind.CUSTOMER, 0),
+                bot=self.messages.get(EntryKind.BOT, 0),
+                agent=self.messages.get(EntryKind.AGENT, 0),
+            ),
+        )
+
+    def agent(self, agent_id: str, name: str) -> AgentStats:
+        return AgentStats(
+            agent_id=agent_id,
+            agent_name=name,
+            take_overs=self.take_overs,
+            hand_backs=self.hand_backs,
+            closed_resolved=self.resolved,
+            closed_not_resolved=self.not_resolved,
+            resolution_rate=_rate(self.resolved, self.not_resolved),
+            first_response_time=_durations(self.first_responses, self.open_first_responses),
+            handling_time=_durations(self.handlings, self.open_handlings),
+            messages=self.messages.get(EntryKind.AGENT, 0),
+        )
+
+
+@dataclass
+class _Row:
+    """The columns of one fact the statistics need (no text)."""
+
+    conversation_id: str
+    number: int
+    kind: FactKind
+    at: datetime
+    entry_kind: EntryKind | None
+    agent_id: str | None
+    agent_name: str | None
+    outcome: Outcome | None
+
+
+@dataclass
+class _Assignment:
+    agent_id: str
+    since: datetime
+    replied: bool = False
+
+
+class _Accumulator:
+    """Routes each event of the window to the totals, its UTC day and its agent."""
+
+    def __init__(self, since: datetime | None, until: datetime | None, agent_filter: str | None) -> None:
+        self.since = since
+        self.until = until
+        self.agent_filter = agent_filter
+        self.total = _Tally()
+        self.days: dict[date, _Tally] = {}
+        self.agents: dict[str, _Tally] = {}
+        self.names: dict[str, tuple[datetime, str]] = {}
+
+    def in_window(self, at: datetime) -> bool:
+        return (self.since is None or at >= self.since) and (self.until is None or at < self.until)
+
+    def name(self, agent_id: str, name: str | None, at: datetime) -> None:
+        known = self.names.get(agent_id)
+        if name and (known is None or at >= known[0]):
+            self.names[agent_id] = (at, name)
+
+    def _name(self, agent_id: str) -> str:
+        known = self.names.get(agent_id)
+        return known[1] if known else agent_id
+
+    def buckets(self, at: datetime, agent_id: str | None, *, handled: bool, attributed: bool) -> Iterator[_Tally]:
+        """The tallies an event at `at` counts in, or none when it is outside the window or filter.
+
+        `attributed` events belong to `agent_id` (None for an open wait, which no agent ended);
+        the others belong to the conversation, and `handled` says whether the filtered agent
+        ever took that conversation over.
+        """
+        if not self.in_window(at):
+            return
+        if self.agent_filter is not None:
+            if attributed and agent_id != self.agent_filter:
+                return
+            if not attributed and not handled:
+                return
+        yield self.total
+        yield self.days.setdefault(at.date(), _Tally())
+        if attributed and agent_id is not None:
+            yield self.agents.setdefault(agent_id, _Tally())
+
+    def conversation(self, rows: list[_Row]) -> None:
+        """Walk one conversation's facts in order and count what falls in the window."""
+        taken_over_by = {r.agent_id for r in rows if r.kind is FactKind.TAKEN_OVER}
+        handled = self.agent_filter in taken_over_by
+        waiting_since: datetime | None = None
+        held: _Assignment | None = None
+
+        def event(at: datetime, agent_id: str | None = None, *, attributed: bool = False) -> Iterator[_Tally]:
+            return self.buckets(at, agent_id, handled=handled, attributed=attributed)
+
+        for r in rows:
+            if self.until is not None and r.at >= self.until:
+                continue  # not happened yet, as seen from the end of the window
+            if r.agent_id is not None:
+                self.name(r.agent_id, r.agent_name, r.at)
+            match r.kind:
+                case FactKind.STARTED:
+                    for t in event(r.at):
+                        t.started += 1
+                        if taken_over_by:
+                            t.with_agent += 1
+                        else:
+                            t.bot_alone += 1
+                case FactKind.HUMAN_REQUESTED:
+                    for t in event(r.at):
+                        t.requests += 1
+                    waiting_since = r.at
+                case FactKind.TAKEN_OVER if r.agent_id is not None:
+                    for t in event(r.at, r.agent_id, attributed=True):
+                        t.take_overs += 1
+                        if waiting_since is not None:
+                            t.waits.append((r.at - waiting_since).total_seconds())
+                    waiting_since = None
+                    held = _Assignment(agent_id=r.agent_id, since=r.at)
+                case FactKind.MESSAGE if r.entry_kind is EntryKind.AGENT:
+                    for t in event(r.at, r.agent_id, attributed=True):
+                        t.messages[EntryKind.AGENT] = t.messages.get(EntryKind.AGENT, 0) + 1
+                        if held is not None and not held.replied and held.agent_id == r.agent_id:
+                            t.first_responses.append((r.at - held.since).total_seconds())
+                    if held is not None and held.agent_id == r.agent_id:
+                        held.replied = True
+                case FactKind.MESSAGE if r.entry_kind is not None:
+                    for t in event(r.at):
+                        t.messages[r.entry_kind] = t.messages.get(r.entry_kind, 0) + 1
+                case FactKind.HANDED_BACK | FactKind.CLOSED:
+                    for t in event(r.at, r.agent_id, attributed=True):
+                        if r.kind is FactKind.HANDED_BACK:
+                            t.hand_backs += 1
+                        elif r.outcome is Outcome.RESOLVED:
+                            t.resolved += 1
+                        else:
+                            t.not_resolved += 1
+                        if held is not None:
+                            t.handlings.append((r.at - held.since).total_seconds())
+                    held = None
+        # What is still open at the end of the window counts where it started.
+        if waiting_since is not None:
+            for t in event(waiting_since, None, attributed=True):
+                t.open_waits += 1
+        if held is not None:
+            for t in event(held.since, held.agent_id, attributed=True):
+                t.open_handlings += 1
+                if not held.replied:
+                    t.open_first_responses += 1
+
+    def result(self, agent_id: str | None) -> Stats:
+        per_day: list[DayStats] = []
+        if self.days:
+            day, last = min(self.days), max(self.days)
+            while day <= last:
+                tally = self.days.get(day, _Tally())
+                per_day.append(DayStats(day=day, **tally.totals().model_dump()))
+                day += timedelta(days=1)
+        per_agent = [tally.agent(agent, self._name(agent)) for agent, tally in self.agents.items()]
+        per_agent.sort(key=lambda a: (a.agent_name, a.agent_id))
+        return Stats(
+            since=self.since,
+            until=self.until,
+            agent_id=agent_id,
+            totals=self.total.totals(),
+            per_agent=per_agent,
+            per_day=per_day,
+        )
+
+
+# --- Loading.
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _query(since: datetime | None, until: datetime | None, agent_id: str | None) -> sa.Select[Any]:
+    """The needed columns of every non-note fact of the conversations the window touches."""
+    query = sa.select(
+        facts.c.conversation_id,
+        facts.c.number,
+        facts.c.kind,
+        facts.c.at,
+        facts.c.entry_kind,
+        facts.c.agent_id,
+        facts.c.agent_name,
+        facts.c.outcome,
+    ).where(facts.c.kind != FactKind.NOTE.value)
+    if since is not None or until is not None:
+        touched = sa.select(facts.c.conversation_id)
+        if since is not None:
+            touched = touched.where(facts.c.at >= since)
+        if until is not None:
+            touched = touched.where(facts.c.at < until)
+        query = query.where(facts.c.conversation_id.in_(touched))
+    if agent_id is not None:
+        handled = sa.select(facts.c.conversation_id).where(
+            facts.c.kind == FactKind.TAKEN_OVER.value, facts.c.agent_id == agent_id
+        )
+        query = query.where(facts.c.conversation_id.in_(handled))
+    return query.order_by(facts.c.conversation_id, facts.c.number)
+
+
+def _rows(store: Store, query: sa.Select[Any]) -> Iterator[list[_Row]]:
+    """The query's rows, one list per conversation."""
+    current: list[_Row] = []
+    with store.engine.connect() as conn:
+        for conversation_id, number, kind, at, entry_kind, agent, agent_name, outcome in conn.execute(query):
+            if current and current[0].conversation_id != conversation_id:
+                yield current
+                current = []
+            current.append(
+                _Row(
+                    conversation_id=conversation_id,
+                    number=number,
+                    kind=FactKind(kind),
+                    at=at,
+                    entry_kind=EntryKind(entry_kind) if entry_kind else None,
+                    agent_id=agent,
+                    agent_name=agent_name,
+                    outcome=Outcome(outcome) if outcome else None,
+                )
+            )
+    if current:
+        yield current
+
+
+def compute_stats(
+    store: Store,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    agent_id: str | None = None,
+) -> Stats:
+    """The statistics of the window [since, until), optionally for one agent (see the module doc)."""
+    since, until = _utc(since), _utc(until)
+    acc = _Accumulator(since, until, agent_id)
+    if since is not None and until is not None and since >= until:
+        return acc.result(agent_id)
+    for rows in _rows(store, _query(since, until, agent_id)):
+        acc.conversation(rows)
+    return acc.result(agent_id)
