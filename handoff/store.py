@@ -11,7 +11,11 @@ SQLite by default, PostgreSQL when configured with a URL; both through SQLAlchem
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -267,6 +271,106 @@ class Store:
             query = query.where(conversations.c.agent_id == agent_id)
         with self.engine.connect() as conn:
             return [summary_from_row(r) for r in conn.execute(query)]
+
+
+    # --- Reads for the agent UI: the live columns and the history (Conversations tab).
+
+    def waiting(self, *, limit: int = 1000) -> list[ConversationSummary]:
+        """The Waiting column: conversations waiting for a person, longest-waiting first."""
+        query = (
+            sa.select(conversations)
+            .where(conversations.c.status == Status.WAITING.value)
+            .order_by(conversations.c.waiting_since, conversations.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [summary_from_row(r) for r in conn.execute(query)]
+
+    def assigned_to(self, agent_id: str, *, limit: int = 1000) -> list[ConversationSummary]:
+        """An agent's My conversations: the ones they hold now, longest-held first."""
+        query = (
+            sa.select(conversations)
+            .where(conversations.c.status == Status.HUMAN.value, conversations.c.agent_id == agent_id)
+            .order_by(conversations.c.assigned_at, conversations.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [summary_from_row(r) for r in conn.execute(query)]
+
+    def history(
+        self,
+        *,
+        status: Status | None = None,
+        outcome: Outcome | None = None,
+        agent_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> HistoryPage:
+        """Conversations newest first (by start), one page at a time.
+
+        `agent_id` keeps the conversations that agent took over at some point (the holder is
+        cleared on close, so the current holder alone would lose them); `since` (inclusive)
+        and `until` (exclusive) bound the start time. Pages are keyset-paginated on
+        (started_at, id): `next_cursor` continues after the last row, stable while new
+        conversations arrive. Raises `InvalidCursor` for a cursor this store did not make.
+        """
+        c = conversations.c
+        query = sa.select(conversations).order_by(c.started_at.desc(), c.id.desc()).limit(limit + 1)
+        if status is not None:
+            query = query.where(c.status == status.value)
+        if outcome is not None:
+            query = query.where(c.outcome == outcome.value)
+        if agent_id is not None:
+            took_over = sa.select(facts.c.key).where(
+                facts.c.conversation_id == c.id,
+                facts.c.kind == FactKind.TAKEN_OVER.value,
+                facts.c.agent_id == agent_id,
+            )
+            query = query.where(sa.exists(took_over))
+        if since is not None:
+            query = query.where(c.started_at >= since)
+        if until is not None:
+            query = query.where(c.started_at < until)
+        if cursor is not None:
+            after_started, after_id = _decode_cursor(cursor)
+            query = query.where(
+                sa.or_(c.started_at < after_started, sa.and_(c.started_at == after_started, c.id < after_id))
+            )
+        with self.engine.connect() as conn:
+            rows = [summary_from_row(r) for r in conn.execute(query)]
+        page = rows[:limit]
+        more = len(rows) > limit
+        return HistoryPage(conversations=page, next_cursor=_encode_cursor(page[-1]) if more and page else None)
+
+
+class InvalidCursor(ValueError):
+    """A history cursor that is malformed or was not made by `Store.history`."""
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    conversations: list[ConversationSummary]
+    # Pass back to `history` for the next page; None on the last page.
+    next_cursor: str | None
+
+
+def _encode_cursor(last: ConversationSummary) -> str:
+    raw = json.dumps({"s": last.started_at.isoformat(), "i": last.conversation_id}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        started = datetime.fromisoformat(raw["s"])
+        conversation_id = raw["i"]
+        if started.tzinfo is None or not isinstance(conversation_id, str):
+            raise ValueError("bad cursor fields")
+        return started, conversation_id
+    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError) as e:
+        raise InvalidCursor(f"invalid cursor {cursor[:100]!r}: pass back a next_cursor from a previous page") from e
 
 
 def all_facts(store: Store, kinds: Iterable[FactKind] | None = None) -> list[Fact]:

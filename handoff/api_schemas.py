@@ -1,0 +1,107 @@
+"""The bodies the HTTP API accepts and returns (pydantic, so /openapi.json documents them).
+
+Message texts are checked with the lifecycle's own `check_text`, so an empty or oversized
+message is a 422 naming the problem before anything reaches Temporal, by the same rule the
+workflow applies.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from handoff.lifecycle import MAX_MESSAGE_CHARS, Rejected, check_text
+from handoff.models import Agent, ConversationSummary, Outcome, Status, TranscriptEntry
+
+
+def _checked(what: str) -> AfterValidator:
+    def check(text: str) -> str:
+        try:
+            check_text(text, what)
+        except Rejected as rejected:
+            raise ValueError(rejected.message) from None
+        return text
+
+    return AfterValidator(check)
+
+
+MessageText = Annotated[str, _checked("the message"), Field(description=f"At most {MAX_MESSAGE_CHARS} characters.")]
+ReplyText = Annotated[str, _checked("the reply"), Field(description=f"At most {MAX_MESSAGE_CHARS} characters.")]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- Requests.
+
+
+class StartConversation(Body):
+    customer_id: str = Field(min_length=1, max_length=200, description="Your id for the customer (opaque to Handoff).")
+    text: MessageText
+
+
+class NewMessage(Body):
+    text: MessageText
+
+
+class NewReply(Body):
+    text: ReplyText
+
+
+class CloseRequest(Body):
+    outcome: Outcome
+
+
+# --- Responses.
+
+
+class CreatedConversation(Body):
+    id: str
+    status: Status
+    customer_token: str = Field(description="Bearer token for this conversation's customer calls, and no other.")
+    messages: list[TranscriptEntry] = Field(
+        description="What the customer sees so far: their message and, normally, the bot's answer."
+    )
+
+
+class Accepted(Body):
+    conversation_id: str
+    detail: str
+
+
+class CustomerMessages(Body):
+    conversation_id: str
+    status: Status
+    messages: list[TranscriptEntry] = Field(description="Customer, bot and agent messages; never system notes.")
+
+
+class ConversationDetail(ConversationSummary):
+    transcript: list[TranscriptEntry] = Field(description="Every entry, system notes included, in order.")
+    live: bool = Field(description="True when read from the running workflow, false when read from the database.")
+
+
+class WaitingConversation(ConversationSummary):
+    waiting_seconds: float
+
+
+class WaitingColumn(Body):
+    as_of: datetime
+    conversations: list[WaitingConversation] = Field(description="Longest-waiting first.")
+
+
+class MyConversations(Body):
+    agent: Agent
+    conversations: list[ConversationSummary]
+
+
+class HistoryPageOut(Body):
+    conversations: list[ConversationSummary] = Field(description="Newest first.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class ErrorBody(Body):
+    detail: str
+    holder: Agent | None = None

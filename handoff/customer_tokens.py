@@ -1,0 +1,85 @@
+"""Customer tokens: a bearer token that opens one conversation and nothing else.
+
+Stateless: the token is an HMAC-SHA256 of the conversation id under a server secret, so
+nothing is stored per conversation, any API process with the same secret can check it,
+and a token can never open another conversation. The same secret derives conversation ids
+from a client's `Idempotency-Key`, so a retried create lands on the same conversation while
+the id reveals nothing about the customer or the key.
+
+The secret comes from `HANDOFF_CUSTOMER_TOKEN_SECRET`; without it, a random secret is made
+once and kept in a file (mode 0600): `HANDOFF_CUSTOMER_TOKEN_SECRET_FILE`, else
+`customer-token.secret` next to the SQLite database file, else `.handoff/customer-token.secret`.
+Deleting or changing the secret invalidates every customer token issued with it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from handoff.config import Settings
+
+SECRET_FILE_NAME = "customer-token.secret"
+
+
+def secret_file(settings: Settings) -> Path:
+    """Where the generated secret lives when none is configured."""
+    if settings.customer_token_secret_file is not None:
+        return settings.customer_token_secret_file
+    if settings.database_url.startswith("sqlite"):
+        database = sa.engine.make_url(settings.database_url).database
+        if database and database != ":memory:":
+            return Path(database).parent / SECRET_FILE_NAME
+    return Path(".handoff") / SECRET_FILE_NAME
+
+
+def load_secret(settings: Settings) -> bytes:
+    """The configured secret, or the one kept in `secret_file`, created on first use."""
+    if settings.customer_token_secret is not None:
+        value = settings.customer_token_secret.get_secret_value()
+        if len(value) < 16:
+            raise ValueError("HANDOFF_CUSTOMER_TOKEN_SECRET must be at least 16 characters long")
+        return value.encode("utf-8")
+    path = secret_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: two processes starting at once agree on one secret (the loser reads it).
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+    value = path.read_text(encoding="ascii").strip()
+    if len(value) < 16:
+        raise ValueError(f"the customer token secret in {path} is empty or too short; delete the file to renew it")
+    return value.encode("ascii")
+
+
+class CustomerTokens:
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def _mac(self, purpose: str, *parts: str) -> bytes:
+        message = "\0".join((purpose, *parts)).encode("utf-8")
+        return hmac.new(self._secret, message, hashlib.sha256).digest()
+
+    def token(self, conversation_id: str) -> str:
+        return base64.urlsafe_b64encode(self._mac("customer-token", conversation_id)).rstrip(b"=").decode("ascii")
+
+    def opens(self, token: str, conversation_id: str) -> bool:
+        return hmac.compare_digest(token.encode("utf-8", "replace"), self.token(conversation_id).encode("ascii"))
+
+    def conversation_id(self, customer_id: str, idempotency_key: str) -> str:
+        """The id a create with this key gets: the same for a retry by the same customer, opaque to everyone."""
+        return self._mac("conversation-id", customer_id, idempotency_key).hex()[:32]
+
+    def message_id(self, conversation_id: str, idempotency_key: str) -> str:
+        """A message's dedup id from the sender's key, kept in workflow state without the key itself."""
+        return self._mac("message-id", conversation_id, idempotency_key).hex()[:32]

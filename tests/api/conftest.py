@@ -1,0 +1,47 @@
+"""The API under test: `create_app` on the session's real Temporal dev server, real worker and
+real SQLite store, called through real HTTP requests (httpx over ASGI) with the demo agents."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from handoff.api import create_app
+from handoff.client import HandoffClient
+from handoff.config import Settings
+from handoff.customer_tokens import CustomerTokens
+from handoff.store import Store
+
+TEST_SECRET = "test-secret-for-customer-tokens"
+
+
+@pytest.fixture(scope="session")
+def api_settings(handoff: HandoffClient) -> Settings:
+    # A generous Temporal timeout: the shared test machine is busy, and no test here waits on it.
+    return Settings(
+        task_queue=handoff.task_queue,
+        customer_token_secret=SecretStr(TEST_SECRET),
+        api_temporal_timeout=20.0,
+    )
+
+
+@pytest.fixture(scope="session")
+def app(api_settings: Settings, handoff: HandoffClient, store: Store) -> FastAPI:
+    return create_app(api_settings, client=handoff, store=store)
+
+
+@pytest.fixture(scope="session")
+def tokens() -> CustomerTokens:
+    """The app's token maker, to forge a valid token for a conversation that does not exist."""
+    return CustomerTokens(TEST_SECRET.encode())
+
+
+@pytest.fixture(scope="session")
+async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://handoff.test", timeout=60) as client:
+        yield client
