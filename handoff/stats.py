@@ -13,7 +13,7 @@ Window. `since`/`until` bound fact times, half-open: a fact counts when
 `since <= at < until` (either bound may be omitted; naive datetimes are taken as UTC).
 Everything recorded at or after `until` is treated as not having happened yet, except for
 "handled by the bot alone / with an agent", which is a property of the conversation as recorded
-now (see below).
+now, and of the agent filter (see below). An empty window (since >= until) has all zero figures.
 
 Counts (each is the number of facts of that kind in the window):
 - conversations_started: `conversation_started` facts.
@@ -34,15 +34,17 @@ that ENDS it, so every figure describes what happened in the window):
   Attributed to the agent who took over.
 - first_response_time: from a `taken_over` fact to that agent's first message in the same
   assignment (before the hand-back or close that ends it). An assignment ended without any agent
-  message has no first response and is not counted anywhere in this figure.
+  message has no first response: it adds nothing to `count` (only to `open`, while it lasts).
 - handling_time: from a `taken_over` fact to the `handed_back` or `closed` fact ending that
   assignment.
 Each duration figure has `count` (completed intervals), `median_seconds` and `p90_seconds`
-(null when count is 0) and `open`: intervals that START in the window and have not ended before
-its end (`until`, or everything recorded so far) - a customer still waiting, an agent still
-holding a conversation (open handling), or holding it without having replied yet (open first
-response). Open intervals are never part of the percentiles, which would otherwise depend on
-when the query runs. An open interval is counted on the day it started.
+(null when count is 0) and `open`: intervals that START in the window and are unfinished at its
+end (`until`, or everything recorded so far) - a customer still waiting, an agent still holding a
+conversation (open handling), or holding it without having replied yet (open first response).
+Open intervals are never part of the percentiles, which would otherwise depend on when the query
+runs. In per_day an interval is open on the day it started when it was unfinished at the end of
+that day (or of the window, if earlier), so that every day's figures are exactly those of a
+window covering just that day.
 
 Percentiles: linear interpolation between closest ranks (numpy's default, R type 7): for the
 sorted values x[0..n-1] and p in [0, 1], h = (n - 1) * p and the result is
@@ -53,14 +55,15 @@ the millisecond.
 Agent filter (`agent_id`). Facts that carry an agent - take-overs, hand-backs, closes, agent
 messages, and the durations attributed to an agent - count only when that agent is `agent_id`.
 Facts without an agent - conversations started, requests for a person, customer and bot
-messages - count only in conversations that agent took over at least once (so
+messages - count only in conversations that agent took over at least once, at any time (so
 handled_by_bot_alone is 0 under an agent filter). Open waits belong to no agent yet and are left
 out under an agent filter.
 
 per_agent: the agent-attributable figures of every agent with at least one counted fact or
 interval, sorted by name then id; the name is the latest one recorded for the id.
 per_day: the totals per UTC calendar day of the fact's time, for every day from the first to the
-last day with something counted (days with nothing in between are included, all zero).
+last day with something counted (days with nothing in between are included, all zero); for a
+day inside the window they equal the totals of the window [that day 00:00, next day 00:00).
 
 Cost: one SQL query loads the narrow columns (no text) of the non-note facts of the conversations
 with a fact in the window (and, under an agent filter, that the agent took over); the rest is a
@@ -72,7 +75,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -183,6 +186,9 @@ def _rate(resolved: int, not_resolved: int) -> float | None:
 # --- Accumulating events.
 
 
+WAIT, FIRST_RESPONSE, HANDLING = "wait", "first_response", "handling"
+
+
 @dataclass
 class _Tally:
     """The raw figures of one bucket (the totals, one day or one agent)."""
@@ -196,11 +202,10 @@ class _Tally:
     take_overs: int = 0
     hand_backs: int = 0
     waits: list[float] = field(default_factory=list)
-    open_waits: int = 0
     first_responses: list[float] = field(default_factory=list)
-    open_first_responses: int = 0
     handlings: list[float] = field(default_factory=list)
-    open_handlings: int = 0
+    # Intervals still open, by WAIT, FIRST_RESPONSE, HANDLING.
+    open: dict[str, int] = field(default_factory=dict)
     messages: dict[EntryKind, int] = field(default_factory=dict)
 
     def totals(self) -> Totals:
@@ -214,9 +219,9 @@ class _Tally:
             human_requests=self.requests,
             take_overs=self.take_overs,
             hand_backs=self.hand_backs,
-            waiting_time=_durations(self.waits, self.open_waits),
-            first_response_time=_durations(self.first_responses, self.open_first_responses),
-            handling_time=_durations(self.handlings, self.open_handlings),
+            waiting_time=_durations(self.waits, self.open.get(WAIT, 0)),
+            first_response_time=_durations(self.first_responses, self.open.get(FIRST_RESPONSE, 0)),
+            handling_time=_durations(self.handlings, self.open.get(HANDLING, 0)),
             messages=MessageCounts(
                 customer=self.messages.get(EntryKind.CUSTOMER, 0),
                 bot=self.messages.get(EntryKind.BOT, 0),
@@ -233,8 +238,8 @@ class _Tally:
             closed_resolved=self.resolved,
             closed_not_resolved=self.not_resolved,
             resolution_rate=_rate(self.resolved, self.not_resolved),
-            first_response_time=_durations(self.first_responses, self.open_first_responses),
-            handling_time=_durations(self.handlings, self.open_handlings),
+            first_response_time=_durations(self.first_responses, self.open.get(FIRST_RESPONSE, 0)),
+            handling_time=_durations(self.handlings, self.open.get(HANDLING, 0)),
             messages=self.messages.get(EntryKind.AGENT, 0),
         )
 
@@ -257,7 +262,7 @@ class _Row:
 class _Assignment:
     agent_id: str
     since: datetime
-    replied: bool = False
+    first_reply: datetime | None = None
 
 
 class _Accumulator:
@@ -284,24 +289,51 @@ class _Accumulator:
         known = self.names.get(agent_id)
         return known[1] if known else agent_id
 
-    def buckets(self, at: datetime, agent_id: str | None, *, handled: bool, attributed: bool) -> Iterator[_Tally]:
-        """The tallies an event at `at` counts in, or none when it is outside the window or filter.
+    def _passes(self, agent_id: str | None, *, handled: bool, attributed: bool) -> bool:
+        """The agent filter: `attributed` figures belong to `agent_id` (None for a wait no agent
+        ended yet), the others to the conversation, which `handled` says the agent took over."""
+        if self.agent_filter is None:
+            return True
+        return agent_id == self.agent_filter if attributed else handled
 
-        `attributed` events belong to `agent_id` (None for an open wait, which no agent ended);
-        the others belong to the conversation, and `handled` says whether the filtered agent
-        ever took that conversation over.
-        """
-        if not self.in_window(at):
+    def _day(self, at: datetime) -> _Tally:
+        day = at.date()
+        tally = self.days.get(day)
+        if tally is None:
+            tally = self.days[day] = _Tally()
+        return tally
+
+    def _agent(self, agent_id: str) -> _Tally:
+        tally = self.agents.get(agent_id)
+        if tally is None:
+            tally = self.agents[agent_id] = _Tally()
+        return tally
+
+    def buckets(self, at: datetime, agent_id: str | None, *, handled: bool, attributed: bool) -> Iterator[_Tally]:
+        """The tallies an event at `at` counts in: none outside the window or the agent filter."""
+        if not self.in_window(at) or not self._passes(agent_id, handled=handled, attributed=attributed):
             return
-        if self.agent_filter is not None:
-            if attributed and agent_id != self.agent_filter:
-                return
-            if not attributed and not handled:
-                return
         yield self.total
-        yield self.days.setdefault(at.date(), _Tally())
+        yield self._day(at)
         if attributed and agent_id is not None:
-            yield self.agents.setdefault(agent_id, _Tally())
+            yield self._agent(agent_id)
+
+    def opened(self, what: str, start: datetime, end: datetime | None, agent_id: str | None, *, handled: bool) -> None:
+        """Count an interval starting in the window as open where it is unfinished: in the totals
+        and for its agent when it has not ended before the end of the window (`end` is None), on
+        its start day when it has not ended before the end of that day (or of the window)."""
+        if not self.in_window(start) or not self._passes(agent_id, handled=handled, attributed=True):
+            return
+        day_end = datetime.combine(start.date() + timedelta(days=1), time(), tzinfo=UTC)
+        if self.until is not None:
+            day_end = min(day_end, self.until)
+        tallies = [self._day(start)] if end is None or end >= day_end else []
+        if end is None:
+            tallies.append(self.total)
+            if agent_id is not None:
+                tallies.append(self._agent(agent_id))
+        for t in tallies:
+            t.open[what] = t.open.get(what, 0) + 1
 
     def conversation(self, rows: list[_Row]) -> None:
         """Walk one conversation's facts in order and count what falls in the window."""
@@ -335,15 +367,19 @@ class _Accumulator:
                         t.take_overs += 1
                         if waiting_since is not None:
                             t.waits.append((r.at - waiting_since).total_seconds())
+                    if waiting_since is not None:
+                        # Open waits belong to no agent yet: `None`, whoever ended this one.
+                        self.opened(WAIT, waiting_since, r.at, None, handled=handled)
                     waiting_since = None
                     held = _Assignment(agent_id=r.agent_id, since=r.at)
                 case FactKind.MESSAGE if r.entry_kind is EntryKind.AGENT:
+                    first = held is not None and held.first_reply is None and held.agent_id == r.agent_id
                     for t in event(r.at, r.agent_id, attributed=True):
                         t.messages[EntryKind.AGENT] = t.messages.get(EntryKind.AGENT, 0) + 1
-                        if held is not None and not held.replied and held.agent_id == r.agent_id:
+                        if held is not None and first:
                             t.first_responses.append((r.at - held.since).total_seconds())
-                    if held is not None and held.agent_id == r.agent_id:
-                        held.replied = True
+                    if held is not None and first:
+                        held.first_reply = r.at
                 case FactKind.MESSAGE if r.entry_kind is not None:
                     for t in event(r.at):
                         t.messages[r.entry_kind] = t.messages.get(r.entry_kind, 0) + 1
@@ -357,16 +393,18 @@ class _Accumulator:
                             t.not_resolved += 1
                         if held is not None:
                             t.handlings.append((r.at - held.since).total_seconds())
+                    if held is not None:
+                        self.opened(HANDLING, held.since, r.at, held.agent_id, handled=handled)
+                        # Without a reply, the first-response interval ends with the assignment.
+                        replied = held.first_reply or r.at
+                        self.opened(FIRST_RESPONSE, held.since, replied, held.agent_id, handled=handled)
                     held = None
-        # What is still open at the end of the window counts where it started.
+        # Still open at the end of the window.
         if waiting_since is not None:
-            for t in event(waiting_since, None, attributed=True):
-                t.open_waits += 1
+            self.opened(WAIT, waiting_since, None, None, handled=handled)
         if held is not None:
-            for t in event(held.since, held.agent_id, attributed=True):
-                t.open_handlings += 1
-                if not held.replied:
-                    t.open_first_responses += 1
+            self.opened(HANDLING, held.since, None, held.agent_id, handled=handled)
+            self.opened(FIRST_RESPONSE, held.since, held.first_reply, held.agent_id, handled=handled)
 
     def result(self, agent_id: str | None) -> Stats:
         per_day: list[DayStats] = []
