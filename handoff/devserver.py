@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,7 +110,10 @@ class DevServer:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"temporal dev server exited with code {self.process.returncode}")
-            if asyncio.run(probe()):
+            # A thread of its own, so start() also works from inside a running event loop.
+            with ThreadPoolExecutor(1) as pool:
+                serving = pool.submit(asyncio.run, probe()).result()
+            if serving:
                 return
             time.sleep(0.3)
         raise TimeoutError(f"temporal dev server not serving on {self.address} after {timeout}s")

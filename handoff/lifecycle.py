@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from handoff.models import (
     Agent,
+    AgentCommand,
     AgentReply,
     BotAnswered,
     Close,
@@ -35,8 +36,8 @@ from handoff.models import (
 MAX_MESSAGE_CHARS = 10_000
 """Longest customer or agent message accepted, in characters."""
 
-SEEN_MESSAGE_IDS_KEPT = 200
-"""How many recent customer message ids are remembered to drop redeliveries."""
+SEEN_REQUEST_IDS_KEPT = 500
+"""How many recent message and request ids are remembered to apply redeliveries once."""
 
 CUSTOMER_AUTHOR = "customer"
 BOT_AUTHOR = "bot"
@@ -87,6 +88,15 @@ def new_state(conversation_id: str, customer_id: str, now: datetime) -> Conversa
     )
 
 
+def request_key(command: Command) -> str | None:
+    """The idempotency key of a command from outside, if its sender gave one."""
+    if isinstance(command, CustomerMessage):
+        return None if command.message_id is None else f"message:{command.message_id}"
+    if isinstance(command, AgentCommand):
+        return None if command.request_id is None else f"request:{command.request_id}"
+    return None
+
+
 def check_text(text: str, what: str) -> None:
     if not text.strip():
         raise Rejected(RejectionCode.INVALID, f"{what} is empty")
@@ -114,18 +124,17 @@ class Conversation:
         return self.state.transcript[seq - 1]
 
     def is_duplicate(self, command: Command) -> bool:
-        """A redelivered customer message: accepted and ignored."""
-        return (
-            isinstance(command, CustomerMessage)
-            and command.message_id is not None
-            and command.message_id in self.state.seen_message_ids
-        )
+        """A redelivered command already applied: accepted, and changes nothing."""
+        key = request_key(command)
+        return key is not None and key in self.state.seen_request_ids
 
     # --- The rules.
 
     def check(self, command: Command) -> None:
         """Raise `Rejected` if the command may not be applied now; never mutates."""
         s = self.state
+        if self.is_duplicate(command):
+            return
         if s.status is Status.CLOSED and not isinstance(command, BotAnswered):
             raise Rejected(RejectionCode.CLOSED, "the conversation is closed and accepts nothing more")
         match command:
@@ -169,10 +178,11 @@ class Conversation:
             return []
         before = len(self.state.outbox)
         s = self.state
+        key = request_key(command)
+        if key is not None:
+            s.seen_request_ids = [*s.seen_request_ids, key][-SEEN_REQUEST_IDS_KEPT:]
         match command:
-            case CustomerMessage(text=text, message_id=message_id):
-                if message_id is not None:
-                    s.seen_message_ids = [*s.seen_message_ids, message_id][-SEEN_MESSAGE_IDS_KEPT:]
+            case CustomerMessage(text=text):
                 entry = self._entry(EntryKind.CUSTOMER, CUSTOMER_AUTHOR, text, now)
                 if s.status is Status.BOT:
                     s.bot_queue.append(entry.seq)

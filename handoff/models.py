@@ -70,23 +70,29 @@ class RequestHuman(Model):
     kind: Literal["request_human"] = "request_human"
 
 
-class TakeOver(Model):
+class AgentCommand(Model):
+    # The caller's idempotency key (the Temporal update id on the update path): a command
+    # retried after continue-as-new or a lost response is applied once.
+    request_id: str | None = None
+
+
+class TakeOver(AgentCommand):
     kind: Literal["take_over"] = "take_over"
     agent: Agent
 
 
-class AgentReply(Model):
+class AgentReply(AgentCommand):
     kind: Literal["agent_reply"] = "agent_reply"
     agent: Agent
     text: str
 
 
-class HandBack(Model):
+class HandBack(AgentCommand):
     kind: Literal["hand_back"] = "hand_back"
     agent: Agent
 
 
-class Close(Model):
+class Close(AgentCommand):
     kind: Literal["close"] = "close"
     agent: Agent
     outcome: Outcome
@@ -160,8 +166,8 @@ class ConversationState(ConversationSummary):
     bot_queue: list[int] = Field(default_factory=list)
     # Facts not yet written to the database, oldest first.
     outbox: list[Fact] = Field(default_factory=list)
-    # Recent customer message ids, to drop redelivered messages.
-    seen_message_ids: list[str] = Field(default_factory=list)
+    # Recent message ids and agent request ids, to apply a redelivered command once.
+    seen_request_ids: list[str] = Field(default_factory=list)
     # Commands refused on the fire-and-forget signal path, for ops to see in queries.
     rejected_signals: int = 0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.api.common.v1 import Payload, Payloads, WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import SignalWorkflowExecutionRequest
 from temporalio.client import WorkflowExecutionStatus
@@ -293,7 +293,7 @@ async def test_an_undecodable_signal_is_dropped_and_the_conversation_goes_on(
     await temporal_env.client.workflow_service.signal_workflow_execution(
         SignalWorkflowExecutionRequest(
             namespace=temporal_env.client.namespace,
-            workflow_execution={"workflow_id": workflow_id(conversation_id)},
+            workflow_execution=WorkflowExecution(workflow_id=workflow_id(conversation_id)),
             signal_name="CustomerMessage",
             input=Payloads(payloads=[garbage]),
         )

@@ -278,9 +278,9 @@ def test_random_sequences_keep_every_invariant(sequence: list[Command]) -> None:
         assert [f.entry for f in s.outbox if f.entry is not None] == s.transcript
         # Joined/left notes pair up with take-overs and hand-backs.
         kinds = [f.kind for f in s.outbox]
-        assert kinds.count(FactKind.TAKEN_OVER) - kinds.count(FactKind.HANDED_BACK) - kinds.count(
-            FactKind.CLOSED
-        ) == (1 if s.status is Status.HUMAN else 0)
+        assert kinds.count(FactKind.TAKEN_OVER) - kinds.count(FactKind.HANDED_BACK) - kinds.count(FactKind.CLOSED) == (
+            1 if s.status is Status.HUMAN else 0
+        )
         assert kinds.count(FactKind.STARTED) == (1 if kinds else 0)
         assert not kinds or kinds[0] is FactKind.STARTED
     # Once closed, it stays closed.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from handoff import search_attributes
     from handoff.lifecycle import Conversation, Rejected, new_state
     from handoff.models import (
+        AgentCommand,
         AgentReply,
         BotAnswered,
         BotQuestion,
@@ -40,6 +41,8 @@ with workflow.unsafe.imports_passed_through():
         TakeOver,
         TranscriptEntry,
     )
+
+AgentCommandT = TypeVar("AgentCommandT", bound="AgentCommand")
 
 # Activities retry until they succeed: a conversation waits out an outage rather than fail.
 BOT_ANSWER_TIMEOUT = timedelta(seconds=10)
@@ -173,13 +176,25 @@ class ConversationWorkflow:
 
     # --- Applying commands.
 
+    def _with_update_id(self, command: AgentCommandT) -> AgentCommandT:
+        """Key an update by its Temporal update id, so a retry after continue-as-new (which
+        Temporal may deliver to the new run) is applied once."""
+        update = workflow.current_update_info()
+        if command.request_id is None and update is not None:
+            return command.model_copy(update={"request_id": update.id})
+        return command
+
     def _validate(self, command: Command) -> None:
+        if isinstance(command, AgentCommand):
+            command = self._with_update_id(command)
         try:
             self._conversation.check(command)
         except Rejected as rejected:
             raise rejection_error(rejected) from None
 
     def _apply(self, command: Command) -> ConversationSummary:
+        if isinstance(command, AgentCommand):
+            command = self._with_update_id(command)
         before = search_attributes.values(self._conversation.state)
         try:
             self._conversation.apply(command, workflow.now())
