@@ -33,7 +33,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
 from handoff.agents import AgentDirectory
@@ -127,7 +127,8 @@ class Services:
         timeout = self.settings.api_temporal_timeout
         try:
             return await asyncio.wait_for(call, timeout)
-        except TimeoutError:
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            # An update cancelled by the timeout surfaces as the latter.
             message = f"Temporal did not answer within {timeout:g} s"
             if command:
                 message += "; the command may still take effect, check GET /conversations/{id}"

@@ -63,7 +63,9 @@ async def test_a_conversation_from_the_bot_to_a_person_and_closed(
         ("customer", "customer", "Thanks!"),
     ]
     assert all(m["kind"] != "system" for m in seen["messages"])
-    later = await ok(api.get(f"/conversations/{cid}/messages", params={"after": seen["messages"][-2]["seq"]}, headers=customer))
+    later = await ok(
+        api.get(f"/conversations/{cid}/messages", params={"after": seen["messages"][-2]["seq"]}, headers=customer)
+    )
     assert texts(later["messages"]) == ["Thanks!"]
 
     # Alice hands back to the bot: out of her column within a second.
@@ -96,9 +98,7 @@ async def test_a_conversation_from_the_bot_to_a_person_and_closed(
     assert all(e["at"] and e["author"] for e in entries)
 
     # Once closed and recorded, it is read from the database, the same as it was live.
-    detail = await eventually(
-        lambda: ok(api.get(f"/conversations/{cid}", headers=ALICE)), lambda d: d["live"] is False
-    )
+    detail = await eventually(lambda: ok(api.get(f"/conversations/{cid}", headers=ALICE)), lambda d: d["live"] is False)
     assert detail["transcript"] == entries
     assert (detail["status"], detail["outcome"], detail["closed_at"] is not None) == ("closed", "resolved", True)
 
@@ -116,4 +116,6 @@ async def test_a_conversation_from_the_bot_to_a_person_and_closed(
     await refused(api.post(f"/conversations/{cid}/request-human", headers=customer), 409)
     await refused(api.post(f"/conversations/{cid}/takeover", headers=ALICE), 409)
     await refused(api.post(f"/conversations/{cid}/replies", json={"text": "hello?"}, headers=BOB), 409)
+    await refused(api.post(f"/conversations/{cid}/hand-back", headers=BOB), 409)
+    await refused(api.post(f"/conversations/{cid}/close", json={"outcome": "not_resolved"}, headers=BOB), 409)
     assert await transcript(api, cid) == entries

@@ -1,0 +1,116 @@
+"""The agent UI's reads: the history a page at a time, a conversation Temporal no longer has,
+the statistics, and the OpenAPI description."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from handoff.models import ConversationSummary, EntryKind, Fact, FactKind, RecordBatch, Status, TranscriptEntry
+from handoff.store import Store
+from tests.api.helpers import ALICE, BOB, ids, ok, refused, start
+from tests.helpers import eventually, new_id
+
+
+async def test_history_is_newest_first_one_page_at_a_time(api: httpx.AsyncClient) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    created = [(await start(api, "hello", f"history-{n}"))["id"] for n in range(3)]
+    newest_first = list(reversed(created))
+    window = {"since": since.isoformat(), "until": (datetime.now(UTC) + timedelta(seconds=1)).isoformat()}
+
+    async def everything() -> dict[str, Any]:
+        return await ok(api.get("/conversations", params=window, headers=ALICE))
+
+    # The rows appear once the first facts are recorded.
+    await eventually(everything, lambda page: set(created) <= set(ids(page)))
+    pages: list[list[str]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, str | int] = {**window, "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = await ok(api.get("/conversations", params=params, headers=BOB))
+        pages.append(ids(page))
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    walked = [c for page in pages for c in page]
+    assert len(pages) >= 2 and all(len(p) == 2 for p in pages[:-1])
+    assert len(walked) == len(set(walked)) == len(ids(await everything()))
+    assert [c for c in walked if c in created] == newest_first
+    started = [r["started_at"] for r in (await everything())["conversations"]]
+    assert started == sorted(started, reverse=True)
+    # Filters narrow it: none of these was taken over or closed.
+    for query in ({"status": "closed"}, {"agent": "alice"}, {"outcome": "resolved"}):
+        assert not set(created) & set(
+            ids(await ok(api.get("/conversations", params={**window, **query}, headers=ALICE)))
+        )
+    bot_only = await ok(api.get("/conversations", params={**window, "status": "bot"}, headers=ALICE))
+    assert set(created) <= set(ids(bot_only))
+    # A window that ended before they started has none of them.
+    before = {"until": since.isoformat()}
+    assert not set(created) & set(ids(await ok(api.get("/conversations", params=before, headers=ALICE))))
+
+
+async def test_a_conversation_temporal_no_longer_has_is_read_from_the_database(
+    api: httpx.AsyncClient, store: Store
+) -> None:
+    """As after Temporal's retention: the workflow is gone, the recorded facts remain."""
+    cid, now = new_id(), datetime.now(UTC)
+    entry_fact = Fact(
+        conversation_id=cid,
+        number=1,
+        kind=FactKind.MESSAGE,
+        at=now,
+        entry=TranscriptEntry(seq=1, at=now, kind=EntryKind.CUSTOMER, author="customer", text="an old question"),
+    )
+    summary = ConversationSummary(
+        conversation_id=cid, customer_id="old", status=Status.WAITING, started_at=now, updated_at=now, last_fact=1
+    )
+    store.record(RecordBatch(summary=summary, facts=[entry_fact]))
+    detail = await ok(api.get(f"/conversations/{cid}", headers=ALICE))
+    assert (detail["live"], detail["status"]) == (False, "waiting")
+    assert [e["text"] for e in detail["transcript"]] == ["an old question"]
+
+
+async def test_stats_answer_for_a_window_and_an_agent(api: httpx.AsyncClient) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    cid = (await start(api))["id"]
+    await ok(api.post(f"/conversations/{cid}/takeover", headers=BOB))
+    await ok(api.post(f"/conversations/{cid}/close", json={"outcome": "not_resolved"}, headers=BOB))
+    window = {"since": since.isoformat()}
+    stats = await eventually(
+        lambda: ok(api.get("/stats", params={**window, "agent": "bob"}, headers=ALICE)),
+        lambda s: s["totals"]["closed_not_resolved"] >= 1,
+    )
+    assert stats["agent_id"] == "bob"
+    assert any(a["agent_id"] == "bob" for a in stats["per_agent"])
+    everyone = await ok(api.get("/stats", params=window, headers=ALICE))
+    assert everyone["totals"]["conversations_started"] >= 1
+    # Naive times are UTC: a window that ends before now, written without a zone, excludes it.
+    naive = {"until": since.replace(tzinfo=None).isoformat(), "agent": "bob"}
+    earlier = await ok(api.get("/stats", params=naive, headers=ALICE))
+    assert earlier["totals"]["closed_not_resolved"] < stats["totals"]["closed_not_resolved"]
+    await refused(api.get("/stats"), 401)
+
+
+async def test_the_api_describes_itself(api: httpx.AsyncClient) -> None:
+    spec = await ok(api.get("/openapi.json"))
+    assert set(spec["paths"]) == {
+        "/conversations",
+        "/conversations/{conversation_id}",
+        "/conversations/{conversation_id}/messages",
+        "/conversations/{conversation_id}/request-human",
+        "/conversations/{conversation_id}/takeover",
+        "/conversations/{conversation_id}/replies",
+        "/conversations/{conversation_id}/hand-back",
+        "/conversations/{conversation_id}/close",
+        "/live/waiting",
+        "/live/mine",
+        "/stats",
+    }
+    assert set(spec["components"]["securitySchemes"]) == {"CustomerToken", "AgentToken"}
+    docs = await api.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()

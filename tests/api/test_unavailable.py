@@ -1,0 +1,92 @@
+"""Temporal down: calls that need it answer 503 promptly with the reason; the database reads
+(live columns, history, statistics) keep working. The app here builds its own Temporal client
+and store from settings at start-up, as `handoff api` does."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from handoff.api import create_app
+from handoff.config import Settings
+from tests.api.helpers import ALICE, bearer, ok, refused
+from tests.helpers import new_id
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections and never answers: a hung Temporal."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    yield server.getsockname()[1]
+    server.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port  # nothing listens there once the socket is closed
+
+
+@asynccontextmanager
+async def app_on(port: int, data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(
+        temporal_address=f"127.0.0.1:{port}",
+        database_url=f"sqlite:///{data_dir / 'handoff.db'}",
+        api_temporal_timeout=1.0,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://handoff.test", timeout=30) as client:
+            yield client
+
+
+async def check_unavailable(api: httpx.AsyncClient) -> None:
+    cid = new_id()
+    response = await api.post("/conversations", json={"customer_id": "c", "text": "hello"})
+    assert response.status_code == 503, response.text
+    assert "Temporal" in response.json()["detail"]
+    assert response.headers["retry-after"] == "5"
+    assert "Temporal" in await refused(api.post(f"/conversations/{cid}/takeover", headers=ALICE), 503)
+    await refused(api.get(f"/conversations/{cid}", headers=ALICE), 503)
+    # What the database answers does not need Temporal.
+    assert (await ok(api.get("/live/waiting", headers=ALICE)))["conversations"] == []
+    assert (await ok(api.get("/live/mine", headers=ALICE)))["conversations"] == []
+    assert (await ok(api.get("/conversations", headers=ALICE)))["conversations"] == []
+    assert (await ok(api.get("/stats", headers=ALICE)))["totals"]["conversations_started"] == 0
+    # Authentication is still checked first.
+    await refused(api.post(f"/conversations/{cid}/takeover", headers=bearer("wrong")), 401)
+
+
+async def test_an_unreachable_temporal_is_a_503_with_the_reason(data_dir: Path) -> None:
+    async with app_on(closed_port(), data_dir) as api:
+        await check_unavailable(api)
+        detail = await refused(api.post("/conversations", json={"customer_id": "c", "text": "hi"}), 503)
+        assert "cannot reach Temporal" in detail
+
+
+async def test_a_temporal_that_never_answers_is_a_503_within_the_timeout(data_dir: Path, silent_port: int) -> None:
+    async with app_on(silent_port, data_dir) as api:
+        await check_unavailable(api)
+        detail = await refused(api.post("/conversations", json={"customer_id": "c", "text": "hi"}), 503)
+        assert "did not answer within 1 s" in detail
+
+
+async def test_the_customer_token_secret_is_made_once_and_kept_next_to_the_database(data_dir: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{data_dir / 'db' / 'handoff.db'}")
+    first = create_app(settings).state.services.tokens.token("abc")
+    secret_file = data_dir / "db" / "customer-token.secret"
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    # A restart (or a second API process on the same data) accepts the tokens already given out.
+    assert create_app(settings).state.services.tokens.token("abc") == first
+    configured = Settings(database_url=settings.database_url, customer_token_secret=SecretStr("x" * 32))
+    assert create_app(configured).state.services.tokens.token("abc") != first
