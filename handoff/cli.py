@@ -592,7 +592,7 @@ async def load_conversation(settings: Settings, conversation_id: str) -> Shown:
         summary = store.summary(conversation_id)
         if summary is None:
             raise ConversationNotFound(f"no conversation {conversation_id!r}")
-        return Shown(summary, store.transcript(conversation_id), f"from the database ({reason})")
+        return Shown(summary, store.transcript(conversation_id), f"from the database: {reason}")
     finally:
         store.close()
 
@@ -832,7 +832,7 @@ def summarize(value: Any) -> str:
     if isinstance(value.get("text"), str):
         parts.append(f"text: {len(value['text'])} chars")
     if isinstance(value.get("facts"), list):
-        parts.append(f"{len(value['facts'])} facts")
+        parts.append(f"{len(value['facts'])} fact{'' if len(value['facts']) == 1 else 's'}")
     if isinstance(value.get("summary"), dict):
         parts.append(f"status={value['summary'].get('status')}")
     if isinstance(value.get("state"), dict):
@@ -953,10 +953,10 @@ def stats_tables(data: dict[str, Any]) -> list[RenderableType]:
     """
     window = [f"{label(k).lower()} {fmt_value(k, v)}" for k, v in data.items() if not isinstance(v, dict | list)]
     scope = "; ".join(w for w in window if not w.endswith("–")) or "all time, all agents"
-    tables: list[RenderableType] = []
+    tables: list[RenderableType] = [Text(f"Statistics: {scope} (times in UTC)", style="bold")]
     for key, value in data.items():
         if isinstance(value, dict):
-            table = Table(title=f"{label(key)} ({scope})", show_header=False, title_justify="left")
+            table = Table(title=label(key), show_header=False, title_justify="left")
             table.add_column(style="bold")
             table.add_column()
             for k, v in value.items():
