@@ -1,0 +1,32 @@
+"""Saved histories of complete conversations replay against today's workflow code.
+
+A change that would break conversations already running (non-determinism) fails here.
+The fixtures are recorded by tests/fixtures/make_histories.py and must not be regenerated
+to make this test pass.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from handoff.converter import data_converter
+from workflows import ConversationWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "fixtures" / "histories").glob("*.json"))
+
+
+def test_there_are_histories_of_every_kind() -> None:
+    names = {p.stem.split("-run")[0] for p in HISTORIES}
+    assert {"reference_conversation", "closed_straight_from_the_bot", "continued_as_new"} <= names
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+async def test_saved_history_replays_without_nondeterminism(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    replayer = Replayer(workflows=[ConversationWorkflow], data_converter=data_converter())
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    assert result.replay_failure is None
