@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -65,3 +66,27 @@ def handoff(temporal_env: WorkflowEnvironment, worker: Worker) -> HandoffClient:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """An empty store: a fresh SQLite file, or a fresh schema in the local PostgreSQL `test`
+    database (dropped afterwards, so other tests using that database never see these rows)."""
+    if request.param == "sqlite":
+        store = Store(f"sqlite:///{tmp_path_factory.mktemp('store') / 'handoff.db'}")
+        yield store
+        store.close()
+        return
+    schema = f"handoff_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    url = sa.engine.make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    store = Store(url.render_as_string(hide_password=False))
+    try:
+        yield store
+    finally:
+        store.close()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

@@ -8,12 +8,9 @@ runs a conversation through the real worker on the real Temporal dev server.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
 
 from handoff.client import HandoffClient
 from handoff.lifecycle import Conversation, new_state
@@ -32,35 +29,15 @@ from handoff.models import (
 )
 from handoff.stats import AgentStats, DurationStats, MessageCounts, Stats, Totals, compute_stats, percentile
 from handoff.store import Store
-from tests.conftest import POSTGRES_URL
 from tests.helpers import ALICE, BOB, new_id, wait_for_entries
 
 DAY1 = datetime(2025, 3, 10, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    """An empty store: a fresh SQLite file, or a fresh schema in the local PostgreSQL `test`
-    database (dropped afterwards, so other tests using that database never see these rows)."""
-    if request.param == "sqlite":
-        store = Store(f"sqlite:///{tmp_path_factory.mktemp('stats') / 'handoff.db'}")
-        yield store
-        store.close()
-        return
-    schema = f"stats_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    url = sa.engine.make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    store = Store(url.render_as_string(hide_password=False))
-    try:
-        yield store
-    finally:
-        store.close()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+@pytest.fixture
+def db(empty_store: Store) -> Store:
+    return empty_store
 
 
 class Script:
