@@ -286,3 +286,21 @@ def test_random_sequences_keep_every_invariant(sequence: list[Command]) -> None:
     # Once closed, it stays closed.
     closes = [i for i, f in enumerate(conv.state.outbox) if f.kind is FactKind.CLOSED]
     assert len(closes) <= 1
+
+
+def test_an_agent_command_redelivered_with_its_request_id_is_applied_once() -> None:
+    # Temporal may deliver an update again after continue-as-new; its id makes it a no-op.
+    conv = fresh()
+    conv.apply(CustomerMessage(text="hi"), at(0))
+    conv.apply(TakeOver(agent=ALICE, request_id="u1"), at(1))
+    conv.apply(AgentReply(agent=ALICE, text="Hello!", request_id="u2"), at(2))
+    conv.apply(HandBack(agent=ALICE, request_id="u3"), at(3))
+    before = conv.state.model_copy(deep=True)
+    for command in (
+        TakeOver(agent=ALICE, request_id="u1"),
+        AgentReply(agent=ALICE, text="Hello!", request_id="u2"),
+        HandBack(agent=ALICE, request_id="u3"),  # would be refused if it were new: nobody holds it
+    ):
+        conv.check(command)
+        assert conv.apply(command, at(4)) == []
+    assert conv.state.transcript == before.transcript and conv.status is Status.BOT
