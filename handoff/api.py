@@ -129,7 +129,8 @@ class Services:
             return await asyncio.wait_for(call, timeout)
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             # An update cancelled by the timeout surfaces as the latter.
-            message = f"Temporal did not answer within {timeout:g} s"
+            queue = self.client.task_queue if self.client else self.settings.task_queue
+            message = f"Temporal did not answer within {timeout:g} s (is it up, with a worker polling {queue!r}?)"
             if command:
                 message += "; the command may still take effect, check GET /conversations/{id}"
             raise TemporalUnavailable(message) from None
@@ -264,19 +265,25 @@ async def _refuse_if_closed(s: Services, conversation_id: str) -> None:
         raise ConversationClosed("the conversation is closed and accepts nothing more")
 
 
-async def _wait_for_bot(s: Services, conversation_id: str) -> list[TranscriptEntry]:
-    """The transcript once the bot has answered the first message, or as it stands when
-    `api_temporal_timeout` runs out (the answer then follows in GET .../messages)."""
+async def _wait_for_bot(s: Services, conversation_id: str) -> tuple[Status, list[TranscriptEntry]]:
+    """The status and transcript once the bot has answered the first message, or as they
+    stand when `api_temporal_timeout` runs out (with no worker running, a new conversation
+    is in `bot` status and its transcript is not known yet; the answer follows in
+    GET .../messages once a worker runs)."""
     deadline = time.monotonic() + s.settings.api_temporal_timeout
+    status: Status = Status.BOT
     transcript: list[TranscriptEntry] = []
     pause = 0.02
     while True:
-        remaining = deadline - time.monotonic()
+        remaining = max(deadline - time.monotonic(), 0.01)
         # E.g. the first workflow task has not run yet: ask again.
         with contextlib.suppress(TimeoutError, RPCError):
-            transcript = await asyncio.wait_for(s.handoff.transcript(conversation_id), max(remaining, 0.01))
+            summary, transcript = await asyncio.wait_for(
+                asyncio.gather(s.handoff.summary(conversation_id), s.handoff.transcript(conversation_id)), remaining
+            )
+            status = summary.status
         if len(transcript) >= 2 or time.monotonic() + pause > deadline:
-            return transcript
+            return status, transcript
         await asyncio.sleep(pause)
         pause = min(pause * 1.5, 0.2)
 
@@ -308,11 +315,10 @@ async def start_conversation(
             customer_token=s.tokens.token(conversation_id),
             messages=_customer_view(transcript),
         )
-    transcript = await _wait_for_bot(s, conversation_id)
-    summary = await s.temporal(s.handoff.summary(conversation_id))
+    status, transcript = await _wait_for_bot(s, conversation_id)
     return CreatedConversation(
         id=conversation_id,
-        status=summary.status,
+        status=status,
         customer_token=s.tokens.token(conversation_id),
         messages=_customer_view(transcript),
     )

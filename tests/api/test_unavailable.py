@@ -12,9 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 from pydantic import SecretStr
+from temporalio.testing import WorkflowEnvironment
 
 from handoff.api import create_app
+from handoff.client import HandoffClient
 from handoff.config import Settings
+from handoff.store import Store
 from tests.api.helpers import ALICE, bearer, ok, refused
 from tests.helpers import new_id
 
@@ -90,3 +93,20 @@ async def test_the_customer_token_secret_is_made_once_and_kept_next_to_the_datab
     assert create_app(settings).state.services.tokens.token("abc") == first
     configured = Settings(database_url=settings.database_url, customer_token_secret=SecretStr("x" * 32))
     assert create_app(configured).state.services.tokens.token("abc") != first
+
+
+async def test_without_a_worker_a_conversation_still_starts_and_reads_answer_503(
+    temporal_env: WorkflowEnvironment, store: Store
+) -> None:
+    """Signals need no worker: the conversation is durable at once and the bot answers once a
+    worker polls its task queue; only the reads that need a worker time out."""
+    nobody = HandoffClient(temporal_env.client, f"no-worker-{new_id()}")
+    settings = Settings(customer_token_secret=SecretStr("a-secret-of-enough-length"), api_temporal_timeout=1.0)
+    app = create_app(settings, client=nobody, store=store)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://handoff.test") as api:
+        created = await ok(api.post("/conversations", json={"customer_id": "c", "text": "hello"}), 201)
+        assert (created["status"], created["messages"]) == ("bot", [])
+        cid, customer = created["id"], bearer(created["customer_token"])
+        await ok(api.post(f"/conversations/{cid}/messages", json={"text": "anyone?"}, headers=customer), 202)
+        assert "worker" in await refused(api.get(f"/conversations/{cid}/messages", headers=customer), 503)
+        assert "may still take effect" in await refused(api.post(f"/conversations/{cid}/takeover", headers=ALICE), 503)
