@@ -272,7 +272,6 @@ class Store:
         with self.engine.connect() as conn:
             return [summary_from_row(r) for r in conn.execute(query)]
 
-
     # --- Reads for the agent UI: the live columns and the history (Conversations tab).
 
     def waiting(self, *, limit: int = 1000) -> list[ConversationSummary]:

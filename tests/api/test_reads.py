@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from handoff.models import ConversationSummary, EntryKind, Fact, FactKind, RecordBatch, Status, TranscriptEntry
+from handoff.models import Agent, ConversationSummary, EntryKind, Fact, FactKind, RecordBatch, Status, TranscriptEntry
 from handoff.store import Store
 from tests.api.helpers import ALICE, BOB, ids, ok, refused, start
 from tests.helpers import eventually, new_id
@@ -57,22 +57,32 @@ async def test_history_is_newest_first_one_page_at_a_time(api: httpx.AsyncClient
 async def test_a_conversation_temporal_no_longer_has_is_read_from_the_database(
     api: httpx.AsyncClient, store: Store
 ) -> None:
-    """As after Temporal's retention: the workflow is gone, the recorded facts remain."""
-    cid, now = new_id(), datetime.now(UTC)
-    entry_fact = Fact(
-        conversation_id=cid,
-        number=1,
-        kind=FactKind.MESSAGE,
-        at=now,
-        entry=TranscriptEntry(seq=1, at=now, kind=EntryKind.CUSTOMER, author="customer", text="an old question"),
-    )
+    """E.g. its workflow was terminated and purged while an agent held it: the recorded facts remain.
+
+    Dated 2001 and held by an agent no test logs in as, so no other test's window or column sees it."""
+    cid, then = new_id(), datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)
+    former = Agent(id="former-agent", name="Former Agent")
+    entry = TranscriptEntry(seq=1, at=then, kind=EntryKind.CUSTOMER, author="customer", text="an old question")
     summary = ConversationSummary(
-        conversation_id=cid, customer_id="old", status=Status.WAITING, started_at=now, updated_at=now, last_fact=1
+        conversation_id=cid,
+        customer_id="old",
+        status=Status.HUMAN,
+        agent=former,
+        started_at=then,
+        updated_at=then,
+        assigned_at=then,
+        last_fact=1,
     )
-    store.record(RecordBatch(summary=summary, facts=[entry_fact]))
+    store.record(
+        RecordBatch(
+            summary=summary, facts=[Fact(conversation_id=cid, number=1, kind=FactKind.MESSAGE, at=then, entry=entry)]
+        )
+    )
     detail = await ok(api.get(f"/conversations/{cid}", headers=ALICE))
-    assert (detail["live"], detail["status"]) == (False, "waiting")
+    assert (detail["live"], detail["status"], detail["agent"]) == (False, "human", former.model_dump())
     assert [e["text"] for e in detail["transcript"]] == ["an old question"]
+    # Commands still go to Temporal, which does not know it.
+    await refused(api.post(f"/conversations/{cid}/takeover", headers=ALICE), 404)
 
 
 async def test_stats_answer_for_a_window_and_an_agent(api: httpx.AsyncClient) -> None:
