@@ -17,8 +17,10 @@ import fcntl
 import json
 import logging
 import os
+import re
 import signal
 import socket
+import sys
 import tempfile
 import threading
 import uuid
@@ -53,7 +55,32 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-app = typer.Typer(
+
+class HandoffApp(typer.Typer):
+    """The command, ended with `os._exit` once it is done.
+
+    A process that used a Temporal client can abort while the interpreter finalizes (the SDK's
+    Rust threads outlive it: "PyGILState_Release: thread state ... must be current", temporalio
+    sdk-python issue #300) - one run in five after a failed connect on this machine. Every
+    resource is closed by then (servers stopped, databases closed), so only the flushed output
+    and the exit code matter. Test runners invoke the command object, not this, and are unaffected.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            super().__call__(*args, **kwargs)
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            if isinstance(e.code, str):
+                print(e.code, file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+
+
+app = HandoffApp(
     name="handoff",
     help="Handoff: durable customer-support conversations on Temporal.",
     no_args_is_help=True,
@@ -152,7 +179,13 @@ async def connect(settings: Settings) -> HandoffClient:
     try:
         return await HandoffClient.connect(settings)
     except RuntimeError as e:
-        fail(f"cannot reach Temporal at {settings.temporal_address} (set HANDOFF_TEMPORAL_ADDRESS): {e}")
+        fail(f"cannot reach Temporal at {settings.temporal_address} (set HANDOFF_TEMPORAL_ADDRESS): {reason(e)}")
+
+
+def reason(error: Exception) -> str:
+    """The gist of a connection error ("Connection refused"), not the transport's whole debug text."""
+    found = re.search(r'message: "([^"]+)"', str(error))
+    return found.group(1) if found else str(error)
 
 
 # --- Running servers: signals, ports, the data folder.
@@ -695,21 +728,20 @@ def conversation_history(
 
 async def conversation_runs(handoff: HandoffClient, conversation_id: str) -> list[tuple[str, datetime, str]]:
     """Every run of the conversation's workflow (continue-as-new makes several), oldest first."""
-    wid = workflow_id(conversation_id)
-    runs = [
-        (w.run_id, w.start_time, w.status.name.lower() if w.status else "?")
-        async for w in handoff.temporal.list_workflows(f"WorkflowId = '{wid}'")
-    ]
-    if not runs:
-        # Visibility lags a moment behind a brand-new workflow: ask for the latest run directly.
-        try:
-            d = await handoff.handle(conversation_id).describe()
-        except RPCError as e:
-            if e.status is RPCStatusCode.NOT_FOUND:
-                raise ConversationNotFound(f"no conversation {conversation_id!r} in Temporal") from None
-            raise
-        runs = [(d.run_id, d.start_time, d.status.name.lower() if d.status else "?")]
-    return sorted(runs, key=lambda r: r[1])
+    try:
+        latest = await handoff.handle(conversation_id).describe()
+    except RPCError as e:
+        if e.status is RPCStatusCode.NOT_FOUND:
+            raise ConversationNotFound(f"no conversation {conversation_id!r} in Temporal") from None
+        raise
+    # Visibility (the run list) lags a moment behind: the latest run comes from describe().
+    runs = {latest.run_id: (latest.start_time, latest.status)}
+    async for w in handoff.temporal.list_workflows(f"WorkflowId = '{workflow_id(conversation_id)}'"):
+        runs.setdefault(w.run_id, (w.start_time, w.status))
+    return sorted(
+        ((run_id, started, status.name.lower() if status else "?") for run_id, (started, status) in runs.items()),
+        key=lambda r: r[1],
+    )
 
 
 @dataclass

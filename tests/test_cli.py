@@ -157,6 +157,31 @@ async def test_read_commands_follow_a_conversation(env: dict[str, str | None], h
     assert "Per agent: nothing recorded" in later.output
 
 
+async def test_history_shows_every_run_of_a_conversation_that_continued_as_new(
+    env: dict[str, str | None], handoff: HandoffClient
+) -> None:
+    cid = new_id()
+    await handoff.start_or_message(cid, "customer-can", "Hello", continue_as_new_after_events=30)
+    for n, text in enumerate(["Where is my order?", "I want a refund", "thanks"], start=2):
+        await handoff.send_message(cid, text)
+        await wait_for_entries(handoff, cid, 2 * n)
+    # Every run is listed once Temporal's visibility has caught up: all four messages are there.
+    history = await eventually(
+        lambda: cli(env, "conversations", "history", cid),
+        lambda r: sum(1 for row in table_rows(r.output, 5) if row[3] == "CustomerMessage") == 4,
+        timeout=30,
+    )
+    assert history.exit_code == 0, history.output
+    headings = [line for line in history.output.splitlines() if line.startswith("Run ")]
+    assert len(headings) >= 2 and "continued_as_new" in headings[0], history.output
+    events = table_rows(history.output, 5)
+    assert any(r[2] == "WorkflowExecutionContinuedAsNew" and r[4].startswith("new run ") for r in events)
+    started = [r for r in events if r[2] == "WorkflowExecutionStarted"]
+    assert started[0][4] == "new conversation"
+    assert started[1][4].startswith("continued from run ") and "carried state:" in started[1][4]
+    assert "refund" not in history.output and "customer-can" not in history.output
+
+
 async def test_errors_are_one_line_and_exit_1(env: dict[str, str | None], tmp_path: Path) -> None:
     failed_cleanly(await cli(env, "conversations", "show", "no-such-conversation"), "no conversation")
     failed_cleanly(await cli(env, "conversations", "history", "no-such-conversation"), "no conversation")
