@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -43,6 +44,8 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from handoff.agents import AgentDirectory, AgentsFileError
+from handoff.bot import KnowledgeBaseBot, KnowledgeBaseError
 from handoff.client import ConversationNotFound, HandoffClient, HandoffError, workflow_id
 from handoff.config import Settings
 from handoff.models import Agent, ConversationSummary, EntryKind, Outcome, Status, TranscriptEntry
@@ -90,9 +93,6 @@ app = HandoffApp(
 conversations_app = typer.Typer(help="List conversations, show one, show its Temporal history.", no_args_is_help=True)
 app.add_typer(conversations_app, name="conversations")
 
-log = logging.getLogger("handoff.cli")
-
-
 # --- Output and errors.
 
 
@@ -122,6 +122,8 @@ def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     except HandoffError as e:
         _exit_with(e.message)
     except CliError as e:
+        _exit_with(str(e))
+    except (AgentsFileError, KnowledgeBaseError) as e:
         _exit_with(str(e))
     except sqlalchemy.exc.OperationalError as e:
         _exit_with(f"cannot use the database: {e.orig}")
@@ -191,24 +193,20 @@ def reason(error: Exception) -> str:
 # --- Running servers: signals, ports, the data folder.
 
 
-class _Server:
-    """Lazily built uvicorn.Server whose signals are handled by us, not by uvicorn.
+def api_server(app: Any, log_level: str) -> uvicorn.Server:
+    """A uvicorn server whose signals are handled by us, not by uvicorn.
 
-    uvicorn re-raises a caught SIGTERM after shutting down, which would end `handoff up`
-    with a signal instead of exit code 0 before the worker and the dev server are stopped.
+    uvicorn re-raises a caught SIGTERM once it has shut down, which would kill `handoff up`
+    before the worker and the dev server are stopped, and end it with a signal, not code 0.
     """
+    import uvicorn
 
-    @staticmethod
-    def build(app: Any, log_level: str) -> uvicorn.Server:
-        import uvicorn
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
 
-        class Server(uvicorn.Server):
-            @contextlib.contextmanager
-            def capture_signals(self) -> Iterator[None]:
-                yield
-
-        config = uvicorn.Config(app, log_level=log_level, lifespan="on", timeout_graceful_shutdown=10)
-        return Server(config)
+    return Server(uvicorn.Config(app, log_level=log_level, lifespan="on", timeout_graceful_shutdown=10))
 
 
 def bind(host: str, port: int, what: str) -> socket.socket:
@@ -310,6 +308,13 @@ async def wait_started(server: uvicorn.Server, task: asyncio.Future[Any]) -> boo
     return True
 
 
+class LogLevel(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+    DEBUG = "debug"
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("handoff").setLevel(level.upper())
@@ -343,8 +348,6 @@ def agents_table(settings: Settings) -> Table | None:
     """The demo agents and their tokens, when no agents file is configured (they are public)."""
     if settings.agents_file is not None:
         return None
-    from handoff.agents import AgentDirectory
-
     table = Table(title="Demo agents (set HANDOFF_AGENTS_FILE to use your own)", title_justify="left")
     table.add_column("Agent")
     table.add_column("Name")
@@ -361,13 +364,14 @@ def up(
     temporal_port: Annotated[int, typer.Option(help="Temporal gRPC port (embedded dev server).")] = 7233,
     ui_port: Annotated[int, typer.Option(help="Temporal web UI port; 0 turns the UI off.")] = 8233,
     data_dir: Annotated[Path, typer.Option(help="Folder for the Temporal and Handoff databases.")] = Path(".handoff"),
-    log_level: Annotated[str, typer.Option(help="Log level of Handoff and the API server.")] = "info",
+    log_level: Annotated[LogLevel, typer.Option(help="Log level of Handoff and the API server.")] = LogLevel.INFO,
 ) -> None:
     """Run everything: an embedded Temporal dev server, the worker and the HTTP API.
 
     Ctrl-C or SIGTERM stops it all cleanly; running it again on the same data folder resumes
     every open conversation (Temporal keeps them in its SQLite file).
     """
+    from handoff.api import create_app
     from handoff.devserver import DevServer
 
     data_dir = data_dir.resolve()
@@ -382,6 +386,9 @@ def up(
                 temporal_address=f"127.0.0.1:{temporal_port}",
                 database_url=f"sqlite:///{data_dir / 'handoff.db'}",
             )
+            # A bad agents file or knowledge base is reported before anything starts.
+            api_app = create_app(settings)
+            KnowledgeBaseBot.from_file(settings.knowledge_base)
             server = DevServer(
                 db_file=data_dir / "temporal.db",
                 port=temporal_port,
@@ -390,13 +397,15 @@ def up(
             )
             addresses = UpAddresses(host, port, server.address, ui_port or None, data_dir)
             configure_logging(log_level)
-            code = _up(server, settings, api_socket, addresses, log_level)
-    except CliError as e:
+            code = _up(server, settings, api_app, api_socket, addresses, log_level)
+    except (CliError, AgentsFileError, KnowledgeBaseError) as e:
         _exit_with(str(e))
     raise typer.Exit(code)
 
 
-def _up(server: DevServer, settings: Settings, api_socket: socket.socket, addresses: UpAddresses, log: str) -> int:
+def _up(
+    server: DevServer, settings: Settings, api_app: Any, api_socket: socket.socket, addresses: UpAddresses, log: str
+) -> int:
     out = console()
     try:
         with stop_signals_raise():
@@ -405,7 +414,7 @@ def _up(server: DevServer, settings: Settings, api_socket: socket.socket, addres
                 server.start()
             except (RuntimeError, TimeoutError) as e:
                 fail(f"{e}; see {server.log_file}")
-            failures = asyncio.run(_serve_up(settings, api_socket, addresses, log))
+            failures = asyncio.run(_serve_up(settings, api_app, api_socket, addresses, log))
     except (KeyboardInterrupt, Terminated):
         failures = []
     except SystemExit:
@@ -438,14 +447,15 @@ def _force_kill_on_signal(server: DevServer) -> Iterator[None]:
             signal.signal(sig, handler_before)
 
 
-async def _serve_up(settings: Settings, api_socket: socket.socket, addresses: UpAddresses, log_level: str) -> list[str]:
-    from handoff.api import create_app
+async def _serve_up(
+    settings: Settings, api_app: Any, api_socket: socket.socket, addresses: UpAddresses, log_level: str
+) -> list[str]:
     from worker import run_worker
 
     out = console()
     stop = asyncio.Event()
     worker_stop = asyncio.Event()
-    server = _Server.build(create_app(settings), log_level)
+    server = api_server(api_app, log_level)
     install_stop_handlers(stop, on_second=lambda: setattr(server, "force_exit", True))
     worker_task = asyncio.ensure_future(run_worker(settings, worker_stop))
     api_task = asyncio.ensure_future(server.serve(sockets=[api_socket]))
@@ -481,7 +491,7 @@ async def _open_conversations(settings: Settings) -> int:
 
 @app.command()
 def worker(
-    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+    log_level: Annotated[LogLevel, typer.Option(help="Log level.")] = LogLevel.INFO,
 ) -> None:
     """Run only the worker, against HANDOFF_TEMPORAL_ADDRESS and HANDOFF_DATABASE_URL."""
     from worker import run_worker
@@ -506,18 +516,22 @@ def worker(
 def api(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+    log_level: Annotated[LogLevel, typer.Option(help="Log level.")] = LogLevel.INFO,
 ) -> None:
     """Run only the HTTP API, against HANDOFF_TEMPORAL_ADDRESS and HANDOFF_DATABASE_URL."""
     from handoff.api import create_app
 
     settings = Settings()
     configure_logging(log_level)
+    try:
+        api_app = create_app(settings)
+    except AgentsFileError as e:
+        _exit_with(str(e))
     sock = bind_or_exit(host, port)
 
     async def main() -> None:
         stop = asyncio.Event()
-        server = _Server.build(create_app(settings), log_level)
+        server = api_server(api_app, log_level)
         install_stop_handlers(stop, on_second=lambda: setattr(server, "force_exit", True))
         task = asyncio.ensure_future(server.serve(sockets=[sock]))
         if await wait_started(server, task):
@@ -1033,8 +1047,6 @@ def list_tables(title: str, rows: list[dict[str, Any]]) -> list[RenderableType]:
 
 def demo_agents() -> tuple[Agent, Agent]:
     """Alice and Bob, the demo agents the API also knows by default."""
-    from handoff.agents import AgentDirectory
-
     by_id = {entry.id: entry.agent for entry in AgentDirectory.default().agents}
     return by_id["alice"], by_id["bob"]
 
@@ -1165,7 +1177,6 @@ def demo(
 
 
 async def _embedded_demo(address: str, tmp: Path, out: Console, conversation_id: str) -> None:
-    from handoff.bot import KnowledgeBaseBot
     from handoff.store import Store
     from worker import build_worker
 

@@ -367,12 +367,20 @@ async def test_up_serves_stops_cleanly_and_resumes(tmp_path: Path) -> None:
         up.kill()
 
 
-async def test_up_reports_a_port_in_use(tmp_path: Path) -> None:
+async def test_up_refuses_to_start_with_a_clear_message(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         args = ["--port", str(port), "--temporal-port", str(free_port()), "--ui-port", "0"]
         result = await cli({}, "up", *args, "--data-dir", str(tmp_path))
-    failed_cleanly(result, f"cannot listen on 127.0.0.1:{port} for the HTTP API")
-    assert "--port" in result.output
+        failed_cleanly(result, f"cannot listen on 127.0.0.1:{port} for the HTTP API")
+        assert "pick another port (--port)" in result.output
+        args = ["--port", str(free_port()), "--temporal-port", str(port), "--ui-port", "0"]
+        result = await cli({}, "up", *args, "--data-dir", str(tmp_path))
+        failed_cleanly(result, f"cannot listen on 127.0.0.1:{port} for the Temporal gRPC")
+    bad = tmp_path / "agents.toml"
+    bad.write_text("[[agents]]\nid = 'carol'\n")
+    args = ["--port", str(free_port()), "--temporal-port", str(free_port()), "--ui-port", "0"]
+    result = await cli({"HANDOFF_AGENTS_FILE": str(bad)}, "up", *args, "--data-dir", str(tmp_path))
+    failed_cleanly(result, "needs a non-empty name, token")
