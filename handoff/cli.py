@@ -611,12 +611,12 @@ class Shown:
 
 async def load_conversation(settings: Settings, conversation_id: str) -> Shown:
     """From the workflow when it runs (the live state), else from the database."""
-    reason = "the workflow is no longer running"
+    why = "the workflow is no longer running"
     try:
         handoff = await HandoffClient.connect(settings)
     except RuntimeError:
         handoff = None
-        reason = f"Temporal at {settings.temporal_address} is unreachable"
+        why = f"Temporal at {settings.temporal_address} is unreachable"
     if handoff is not None:
         try:
             description = await handoff.handle(conversation_id).describe()
@@ -639,7 +639,7 @@ async def load_conversation(settings: Settings, conversation_id: str) -> Shown:
         summary = store.summary(conversation_id)
         if summary is None:
             raise ConversationNotFound(f"no conversation {conversation_id!r}")
-        return Shown(summary, store.transcript(conversation_id), f"from the database: {reason}")
+        return Shown(summary, store.transcript(conversation_id), f"from the database: {why}")
     finally:
         store.close()
 
