@@ -244,9 +244,9 @@ async def _read(s: Services, conversation_id: str) -> tuple[ConversationSummary,
         if facts and facts[-1].number == stored.last_fact:
             return stored, [f.entry for f in facts if f.entry is not None], False
     try:
-        summary, transcript = await s.temporal(
-            asyncio.gather(s.handoff.summary(conversation_id), s.handoff.transcript(conversation_id))
-        )
+        # One after the other, not concurrently (see `_wait_for_bot`).
+        summary = await s.temporal(s.handoff.summary(conversation_id))
+        transcript = await s.temporal(s.handoff.transcript(conversation_id))
         return summary, transcript, True
     except (ConversationNotFound, ConversationClosed):
         if stored is None:
@@ -269,23 +269,27 @@ async def _wait_for_bot(s: Services, conversation_id: str) -> tuple[Status, list
     """The status and transcript once the bot has answered the first message, or as they
     stand when `api_temporal_timeout` runs out (with no worker running, a new conversation
     is in `bot` status and its transcript is not known yet; the answer follows in
-    GET .../messages once a worker runs)."""
+    GET .../messages once a worker runs).
+
+    One query at a time: concurrent queries on a workflow whose first task is still running
+    were seen to take about a second longer."""
     deadline = time.monotonic() + s.settings.api_temporal_timeout
-    status: Status = Status.BOT
     transcript: list[TranscriptEntry] = []
     pause = 0.02
-    while True:
-        remaining = max(deadline - time.monotonic(), 0.01)
+    while len(transcript) < 2 and time.monotonic() + pause < deadline:
         # E.g. the first workflow task has not run yet: ask again.
         with contextlib.suppress(TimeoutError, RPCError):
-            summary, transcript = await asyncio.wait_for(
-                asyncio.gather(s.handoff.summary(conversation_id), s.handoff.transcript(conversation_id)), remaining
+            transcript = await asyncio.wait_for(
+                s.handoff.transcript(conversation_id), max(deadline - time.monotonic(), 0.01)
             )
-            status = summary.status
-        if len(transcript) >= 2 or time.monotonic() + pause > deadline:
-            return status, transcript
-        await asyncio.sleep(pause)
-        pause = min(pause * 1.5, 0.2)
+        if len(transcript) < 2:
+            await asyncio.sleep(pause)
+            pause = min(pause * 1.5, 0.2)
+    try:
+        summary = await asyncio.wait_for(s.handoff.summary(conversation_id), max(deadline - time.monotonic(), 0.5))
+    except (TimeoutError, RPCError):
+        return Status.BOT, transcript
+    return summary.status, transcript
 
 
 # --- Routes.
