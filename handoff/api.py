@@ -474,13 +474,14 @@ async def _invalid_cursor(_request: Request, exc: Exception) -> JSONResponse:
 
 
 class BodyLimit:
-    """Refuse a request whose declared body exceeds `MAX_BODY_BYTES` (413) without reading it."""
+    """Refuse a request to /conversations... whose declared body exceeds `MAX_BODY_BYTES` (413)
+    without reading it. Other routes (e.g. the codec endpoint) set their own limits."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and scope["path"].startswith("/conversations"):
             for name, value in scope["headers"]:
                 if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY_BYTES:
                     detail = f"the request body is {int(value)} bytes; the limit is {MAX_BODY_BYTES}"
