@@ -46,7 +46,7 @@ def build_worker(client: Client, task_queue: str, store: Store, bot: KnowledgeBa
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     """Run until `stop` is set, then shut down gracefully."""
     client = await Client.connect(
-        settings.temporal_address, namespace=settings.namespace, data_converter=data_converter()
+        settings.temporal_address, namespace=settings.namespace, data_converter=data_converter(settings)
     )
     store = Store(settings.database_url)
     bot = KnowledgeBaseBot.from_file(settings.knowledge_base)

@@ -62,6 +62,7 @@ from handoff.client import (
     NotAssignedAgent,
     WrongStatus,
 )
+from handoff.codec_server import codec_router
 from handoff.config import Settings
 from handoff.converter import data_converter
 from handoff.customer_tokens import CustomerTokens, load_secret
@@ -512,7 +513,10 @@ def create_app(
         own_store = s.store is None
         if s.client is None:
             temporal = await Client.connect(
-                settings.temporal_address, namespace=settings.namespace, data_converter=data_converter(), lazy=True
+                settings.temporal_address,
+                namespace=settings.namespace,
+                data_converter=data_converter(settings),
+                lazy=True,
             )
             s.client = HandoffClient(temporal, settings.task_queue)
         if s.store is None:
@@ -568,4 +572,5 @@ def create_app(
     route("/live/waiting", live_waiting, methods=["GET"], tags=agent, responses=ERRORS)
     route("/live/mine", live_mine, methods=["GET"], tags=agent, responses=ERRORS)
     route("/stats", stats, methods=["GET"], tags=agent, responses=ERRORS)
+    app.include_router(codec_router(settings))  # operators' decryption, see handoff/codec_server.py
     return app

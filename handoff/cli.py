@@ -47,7 +47,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from handoff.agents import AgentDirectory, AgentsFileError
 from handoff.bot import KnowledgeBaseBot, KnowledgeBaseError
 from handoff.client import ConversationNotFound, HandoffClient, HandoffError, workflow_id
+from handoff.codec import EncryptionConfigError, PayloadDecryptionError
 from handoff.config import Settings
+from handoff.converter import data_converter
 from handoff.models import Agent, ConversationSummary, EntryKind, Outcome, Status, TranscriptEntry
 
 if TYPE_CHECKING:
@@ -124,6 +126,8 @@ def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     except CliError as e:
         _exit_with(str(e))
     except (AgentsFileError, KnowledgeBaseError) as e:
+        _exit_with(str(e))
+    except (EncryptionConfigError, PayloadDecryptionError) as e:
         _exit_with(str(e))
     except sqlalchemy.exc.OperationalError as e:
         _exit_with(f"cannot use the database: {e.orig}")
@@ -479,7 +483,9 @@ async def _serve_up(
 async def _open_conversations(settings: Settings) -> int:
     """How many conversations Temporal is running (the worker resumes them all)."""
     try:
-        client = await Client.connect(settings.temporal_address, namespace=settings.namespace)
+        client = await Client.connect(
+            settings.temporal_address, namespace=settings.namespace, data_converter=data_converter(settings)
+        )
         counted = await client.count_workflows("WorkflowType = 'Conversation' AND ExecutionStatus = 'Running'")
         return counted.count
     except (RuntimeError, RPCError):

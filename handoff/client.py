@@ -99,7 +99,7 @@ class HandoffClient:
     async def connect(cls, settings: Settings | None = None) -> HandoffClient:
         settings = settings or Settings()
         client = await Client.connect(
-            settings.temporal_address, namespace=settings.namespace, data_converter=data_converter()
+            settings.temporal_address, namespace=settings.namespace, data_converter=data_converter(settings)
         )
         return cls(client, settings.task_queue)
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from handoff import TASK_QUEUE
 from handoff.bot import DEFAULT_KNOWLEDGE_BASE
@@ -29,3 +30,23 @@ class Settings(BaseSettings):
     customer_token_secret_file: Path | None = None
     # How long an API call waits for Temporal (seconds) before answering 503.
     api_temporal_timeout: float = 5.0
+    # Payload encryption (see handoff/codec.py). Keys as "id:base64key,id:base64key" (16, 24 or
+    # 32 bytes each), the first one encrypts, all of them decrypt: prepend a new key to rotate,
+    # drop an old one only once no open conversation holds payloads under it. Unset: keys are
+    # read from `encryption_key_file` (same format, one per line), else from `encryption.keys`
+    # next to the SQLite database file (or in .handoff/), created on first use. Every worker
+    # and API process must see the same keys.
+    encryption_keys: SecretStr | None = None
+    encryption_key_file: Path | None = None
+    # The codec endpoint (/codec/decode, /codec/encode) answers only requests that carry
+    # "Authorization: Bearer <codec_token>"; unset, it refuses everything.
+    codec_token: SecretStr | None = None
+    # Browser origins (the Temporal UI) allowed to call the codec endpoint; comma-separated in the env.
+    codec_cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:8080", "http://localhost:8233"]
+
+    @field_validator("codec_cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value

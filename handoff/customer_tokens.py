@@ -17,12 +17,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
 from pathlib import Path
 
-import sqlalchemy as sa
-
+from handoff import local_secrets
 from handoff.config import Settings
 
 SECRET_FILE_NAME = "customer-token.secret"
@@ -32,11 +30,7 @@ def secret_file(settings: Settings) -> Path:
     """Where the generated secret lives when none is configured."""
     if settings.customer_token_secret_file is not None:
         return settings.customer_token_secret_file
-    if settings.database_url.startswith("sqlite"):
-        database = sa.engine.make_url(settings.database_url).database
-        if database and database != ":memory:":
-            return Path(database).parent / SECRET_FILE_NAME
-    return Path(".handoff") / SECRET_FILE_NAME
+    return local_secrets.data_dir(settings) / SECRET_FILE_NAME
 
 
 def load_secret(settings: Settings) -> bytes:
@@ -47,16 +41,7 @@ def load_secret(settings: Settings) -> bytes:
             raise ValueError("HANDOFF_CUSTOMER_TOKEN_SECRET must be at least 16 characters long")
         return value.encode("utf-8")
     path = secret_file(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # O_EXCL: two processes starting at once agree on one secret (the loser reads it).
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(secrets.token_urlsafe(32) + "\n")
-    value = path.read_text(encoding="ascii").strip()
+    value = local_secrets.read_or_create(path, lambda: secrets.token_urlsafe(32))
     if len(value) < 16:
         raise ValueError(f"the customer token secret in {path} is empty or too short; delete the file to renew it")
     return value.encode("ascii")

@@ -19,7 +19,11 @@ from handoff.client import HandoffClient
 from handoff.converter import data_converter
 from handoff.devserver import temporal_binary
 from handoff.store import Store
+from tests.encryption_keys import TEST_KEYS
 from worker import build_worker
+
+# Every client, worker and subprocess of the test run encrypts payloads with the fixed test key.
+os.environ["HANDOFF_ENCRYPTION_KEYS"] = TEST_KEYS
 
 POSTGRES_URL = os.environ.get("HANDOFF_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

@@ -2,7 +2,8 @@
 
 A change that would break conversations already running (non-determinism) fails here.
 The fixtures are recorded by tests/fixtures/make_histories.py and must not be regenerated
-to make this test pass.
+to make this test pass. Their payloads are encrypted under the fixed test key
+(tests/encryption_keys.py), so replay also proves that the codec decrypts what it wrote.
 """
 
 from __future__ import annotations
@@ -10,10 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from handoff.config import Settings
 from handoff.converter import data_converter
+from tests.encryption_keys import TEST_KEY_ID, TEST_KEYS
+from tests.security.history import history_payloads, key_ids, unencrypted
 from workflows import ConversationWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "fixtures" / "histories").glob("*.json"))
@@ -27,6 +32,16 @@ def test_there_are_histories_of_every_kind() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_saved_history_replays_without_nondeterminism(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=[ConversationWorkflow], data_converter=data_converter())
+    converter = data_converter(Settings(encryption_keys=SecretStr(TEST_KEYS)))
+    replayer = Replayer(workflows=[ConversationWorkflow], data_converter=converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+def test_saved_histories_hold_only_encrypted_payloads(path: Path) -> None:
+    """What Temporal stored for these conversations: every payload encrypted under the test key."""
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    assert history_payloads(history)
+    assert unencrypted(history) == []
+    assert key_ids(history) == {TEST_KEY_ID}
