@@ -29,12 +29,11 @@ async def test_a_conversation_of_thousands_of_messages_keeps_its_transcript_and_
         customer_texts = sent[chunk : chunk + CHUNK - AGENT_REPLIES_PER_CHUNK]
         agent_texts = sent[chunk + CHUNK - AGENT_REPLIES_PER_CHUNK : chunk + CHUNK]
 
-        async def agent_types() -> None:
-            for text in agent_texts:  # one agent answers one message at a time
-                await handoff.reply(conversation_id, ALICE, text)
-
         # Customer and agent write at the same time, as in a real chat.
-        await asyncio.gather(*(handoff.send_message(conversation_id, t) for t in customer_texts), agent_types())
+        await asyncio.gather(
+            *(handoff.send_message(conversation_id, t) for t in customer_texts),
+            agent_types(handoff, conversation_id, agent_texts),
+        )
     summary = await handoff.close(conversation_id, ALICE, Outcome.RESOLVED)
     assert summary.status is Status.CLOSED
     final = await handoff.result(conversation_id)
@@ -62,6 +61,11 @@ async def test_a_conversation_of_thousands_of_messages_keeps_its_transcript_and_
     assert sum(1 for f in facts if f.kind is FactKind.MESSAGE) == MESSAGES + 1
     assert len({f.key for f in facts}) == len(facts) == final.last_fact
     assert store.transcript(conversation_id) == transcript
+
+
+async def agent_types(handoff: HandoffClient, conversation_id: str, texts: list[str]) -> None:
+    for text in texts:  # one agent answers one message at a time
+        await handoff.reply(conversation_id, ALICE, text)
 
 
 async def _count_runs(env: WorkflowEnvironment, wid: str) -> int:
