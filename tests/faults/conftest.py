@@ -1,0 +1,61 @@
+"""Fixtures of the fault group: one dev server of our own, labs, and the reference run.
+
+The group does not use the session's in-process-managed server (tests/conftest.py): it needs
+a server it can address from worker subprocesses and, in some tests, stop and kill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from handoff.devserver import DevServer
+from tests.faults.conversations import Conversation
+from tests.faults.harness import Lab, Played, open_lab, played, start_server
+from tests.helpers import new_id
+
+LabFactory = Callable[..., Awaitable[Lab]]
+
+
+@pytest.fixture(scope="session")
+async def faults_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevServer]:
+    """The embedded server as shipped: `temporal server start-dev` on a SQLite file."""
+    directory = tmp_path_factory.mktemp("faults-temporal")
+    server = DevServer(directory / "temporal.db", log_file=directory / "server.log")
+    await start_server(server)
+    try:
+        yield server
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+@pytest.fixture(scope="module")
+async def labs(faults_server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LabFactory]:
+    """Opens labs (task queue + database + worker processes) and kills their workers at the end."""
+    opened: list[Lab] = []
+
+    async def open_one(name: str, *, database_url: str | None = None, server: DevServer | None = None) -> Lab:
+        lab = await open_lab(server or faults_server, tmp_path_factory.mktemp(name), name, database_url=database_url)
+        opened.append(lab)
+        return lab
+
+    try:
+        yield open_one
+    finally:
+        for lab in opened:
+            lab.close()
+
+
+@pytest.fixture(scope="session")
+async def reference(faults_server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> Played:
+    """The reference conversation played once without any fault: what every fault run must equal."""
+    lab = await open_lab(faults_server, tmp_path_factory.mktemp("reference"), "reference")
+    try:
+        await lab.workers.start()
+        conversation = Conversation(lab.handoff, new_id())
+        summary = await conversation.play_rest()
+        return await played(lab, conversation.id, summary)
+    finally:
+        lab.close()

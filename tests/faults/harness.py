@@ -1,0 +1,463 @@
+"""Fault-injection harness: real worker processes, real dev servers, real databases.
+
+Every fault test needs the same few moves, so they live here once:
+- `WorkerProcess`: `python worker.py` as a subprocess configured only through its
+  environment (as in production), so SIGKILL really kills a process holding activities;
+- `start_server`/`restart_server`: a `handoff.devserver.DevServer` we can stop, kill and
+  start again on the same SQLite file and port;
+- history probes (`runs`, `pending_activities`, `activity_attempts`), so a test waits for what
+  the server says happened instead of sleeping and hoping;
+- database probes and faults (`recorded`, `sqlite_write_lock`, `PrivatePostgres`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import psutil
+import sqlalchemy as sa
+from temporalio.api.enums.v1 import EventType, PendingActivityState
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client
+
+from handoff.bot import DEFAULT_KNOWLEDGE_BASE
+from handoff.client import HandoffClient, workflow_id
+from handoff.converter import data_converter
+from handoff.devserver import DevServer, free_port
+from handoff.models import ConversationSummary, Fact, TranscriptEntry
+from handoff.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+async def wait_until(
+    probe: Callable[[], Awaitable[T]], until: Callable[[T], bool], what: str, timeout: float = 60.0
+) -> T:
+    """Poll `probe` until `until(value)`; fail naming `what` and the last value after `timeout`.
+
+    The bound is generous on purpose: recovering from a killed worker waits out Temporal's
+    activity timeouts (10 s for BotAnswer, 30 s for RecordFacts) on a shared, noisy machine.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if until(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not reached within {timeout}s; last value: {value!r}")
+        await asyncio.sleep(0.1)
+
+
+# --- Worker processes.
+
+
+@dataclass
+class WorkerProcess:
+    """`python worker.py` on one task queue; `kill()` is a real SIGKILL."""
+
+    temporal_address: str
+    task_queue: str
+    database_url: str
+    log_file: Path
+    knowledge_base: Path = DEFAULT_KNOWLEDGE_BASE
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "worker not started"
+        return self.process.pid
+
+    @property
+    def identity(self) -> str:
+        """The identity Temporal records for this worker (the SDK default: pid@host)."""
+        return f"{self.pid}@{socket.gethostname()}"
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, timeout: float = 30.0) -> None:
+        env = {
+            **os.environ,
+            "HANDOFF_TEMPORAL_ADDRESS": self.temporal_address,
+            "HANDOFF_TASK_QUEUE": self.task_queue,
+            "HANDOFF_DATABASE_URL": self.database_url,
+            "HANDOFF_KNOWLEDGE_BASE": str(self.knowledge_base),
+        }
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        with open(self.log_file, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(ROOT / "worker.py")],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited with code {self.process.returncode}; see {self.log_file}")
+            if b"worker polling" in self.log_file.read_bytes()[offset:]:
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"worker not polling after {timeout}s; see {self.log_file}")
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, in-flight activities and sticky workflows are lost."""
+        if self.alive:
+            os.kill(self.pid, signal.SIGKILL)
+            assert self.process is not None
+            self.process.wait()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM: the worker's own clean shutdown."""
+        if not self.alive:
+            return
+        assert self.process is not None
+        os.kill(self.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def rss(self) -> int:
+        """Resident memory of the worker process, in bytes."""
+        return int(psutil.Process(self.pid).memory_info().rss)
+
+
+@dataclass
+class Workers:
+    """Every worker process a test starts, so teardown can kill the survivors."""
+
+    temporal_address: str
+    task_queue: str
+    database_url: str
+    log_dir: Path
+    started: list[WorkerProcess] = field(default_factory=list)
+
+    async def start(self, knowledge_base: Path = DEFAULT_KNOWLEDGE_BASE) -> WorkerProcess:
+        worker = WorkerProcess(
+            self.temporal_address,
+            self.task_queue,
+            self.database_url,
+            self.log_dir / f"worker-{len(self.started) + 1}.log",
+            knowledge_base,
+        )
+        self.started.append(worker)
+        await asyncio.to_thread(worker.start)
+        return worker
+
+    def kill_all(self) -> None:
+        for worker in self.started:
+            worker.kill()
+
+
+# --- The Temporal dev server.
+
+
+async def start_server(server: DevServer) -> None:
+    # DevServer.start probes with asyncio.run, which needs a thread without a running loop.
+    await asyncio.to_thread(server.start)
+
+
+async def restart_server(server: DevServer, *, kill: bool) -> None:
+    """Stop (SIGTERM) or kill (SIGKILL) the dev server, then start it on the same file and port."""
+    await asyncio.to_thread(server.kill if kill else server.stop)
+    await start_server(server)
+
+
+async def connect(server: DevServer, task_queue: str) -> HandoffClient:
+    client = await Client.connect(server.address, data_converter=data_converter())
+    return HandoffClient(client, task_queue)
+
+
+# --- What the server's history says.
+
+
+async def runs(handoff: HandoffClient, conversation_id: str) -> list[list[HistoryEvent]]:
+    """The history of every run of a conversation, first to latest (continue-as-new chain)."""
+    wid = workflow_id(conversation_id)
+    description = await handoff.handle(conversation_id).describe()
+    run_id = description.raw_description.workflow_execution_info.first_run_id or description.run_id
+    histories: list[list[HistoryEvent]] = []
+    while run_id:
+        history = await handoff.temporal.get_workflow_handle(wid, run_id=run_id).fetch_history()
+        events = list(history.events)
+        histories.append(events)
+        last = events[-1] if events else None
+        if last is not None and last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+            run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+        else:
+            run_id = ""
+    return histories
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An activity the server has scheduled and not seen finish, in run `run_id`."""
+
+    run_id: str
+    activity_id: str
+    activity_type: str
+    started: bool  # dispatched to a worker (not merely scheduled or backing off)
+    attempt: int
+
+
+async def pending_activities(handoff: HandoffClient, conversation_id: str) -> list[Pending]:
+    description = await handoff.handle(conversation_id).describe()
+    return [
+        Pending(
+            run_id=description.run_id,
+            activity_id=p.activity_id,
+            activity_type=p.activity_type.name,
+            started=p.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
+            attempt=p.attempt,
+        )
+        for p in description.raw_description.pending_activities
+    ]
+
+
+async def wait_activity_started(handoff: HandoffClient, conversation_id: str, activity_type: str) -> Pending:
+    """Wait until an `activity_type` activity is in flight (dispatched to a worker, not finished)."""
+    found = await wait_until(
+        lambda: pending_activities(handoff, conversation_id),
+        lambda pending: any(p.activity_type == activity_type and p.started for p in pending),
+        f"{activity_type} in flight",
+    )
+    return next(p for p in found if p.activity_type == activity_type and p.started)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """How one activity finally completed: its attempt number and the worker that ran it."""
+
+    activity_type: str
+    attempt: int
+    identity: str
+
+
+async def completion(handoff: HandoffClient, conversation_id: str, pending: Pending) -> Attempt | None:
+    """How the activity that was `pending` completed, from its run's history (None if not yet)."""
+    handle = handoff.temporal.get_workflow_handle(workflow_id(conversation_id), run_id=pending.run_id)
+    events = list((await handle.fetch_history()).events)
+    scheduled = {
+        e.event_id: e.activity_task_scheduled_event_attributes
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_id == pending.activity_id
+    }
+    completed = {
+        e.activity_task_completed_event_attributes.started_event_id
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+        and e.activity_task_completed_event_attributes.scheduled_event_id in scheduled
+    }
+    for e in events:
+        if e.event_id in completed:
+            attrs = e.activity_task_started_event_attributes
+            kind = scheduled[attrs.scheduled_event_id].activity_type.name
+            return Attempt(activity_type=kind, attempt=attrs.attempt, identity=attrs.identity)
+    return None
+
+
+async def draining_for_continue_as_new(handoff: HandoffClient, conversation_id: str, after_events: int) -> bool:
+    """True when the latest run has decided to continue as new but not done it yet.
+
+    The workflow checks the history length at each workflow task; once a task has started at
+    or past `after_events`, it stops starting activities and waits for those in flight.
+    """
+    events = (await runs(handoff, conversation_id))[-1]
+    if any(e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW for e in events):
+        return False
+    completed_starts = {
+        e.workflow_task_completed_event_attributes.started_event_id
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    }
+    return any(started >= after_events for started in completed_starts)
+
+
+# --- What reached the database.
+
+
+def recorded(store: Store, conversation_id: str) -> list[Fact]:
+    return store.facts(conversation_id)
+
+
+def fact_signature(facts: list[Fact]) -> list[tuple[str, str, str, str, str]]:
+    """A fact list without timestamps: what must be identical with and without a fault."""
+    return [
+        (
+            f.kind.value,
+            f.entry.kind.value if f.entry else "",
+            f.entry.text if f.entry else "",
+            f.agent.id if f.agent else "",
+            f.outcome.value if f.outcome else "",
+        )
+        for f in facts
+    ]
+
+
+@contextlib.contextmanager
+def sqlite_write_lock(db_file: Path) -> Iterator[None]:
+    """Hold SQLite's write lock (BEGIN EXCLUSIVE) from another connection.
+
+    The worker's RecordFacts then blocks in SQLite's busy wait: an activity held in flight for
+    as long as the test wants, deterministically. Readers still read (WAL).
+    """
+    conn = sqlite3.connect(db_file, isolation_level=None, timeout=30)
+    try:
+        conn.execute("BEGIN EXCLUSIVE")
+        yield
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+# --- A private PostgreSQL, never the machine's shared one.
+
+
+def postgres_bin_dir() -> Path | None:
+    """The newest installed PostgreSQL server binaries (Debian layout), if any."""
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parent.parent.name))
+    return candidates[-1].parent if candidates else None
+
+
+@dataclass
+class PrivatePostgres:
+    """A throwaway PostgreSQL cluster on its own port and data directory.
+
+    PostgreSQL refuses to run as root, so under root it runs as the `postgres` system user, in
+    a temporary directory handed to that user. Stopping it is the database outage.
+    """
+
+    bin_dir: Path
+    port: int = field(default_factory=free_port)
+    base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="handoff-pg-")))
+
+    @property
+    def data_dir(self) -> Path:
+        return self.base / "data"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        cmd = [str(self.bin_dir / args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True, cwd=self.base)
+
+    def init(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.base, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.base} -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data_dir), "-o", options, "-l", str(self.base / "log"), "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop")
+
+    def is_up(self) -> bool:
+        engine = sa.create_engine(self.url)
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("select 1"))
+            return True
+        except sa.exc.OperationalError:
+            return False
+        finally:
+            engine.dispose()
+
+    def destroy(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop("immediate")
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+# --- A lab: one task queue, one database, its worker processes.
+
+
+@dataclass
+class Lab:
+    """Everything one fault scenario runs on, isolated from the others on the same server."""
+
+    handoff: HandoffClient
+    store: Store
+    database_url: str
+    db_file: Path | None  # the SQLite file, when the database is one
+    workers: Workers
+
+    def close(self) -> None:
+        self.workers.kill_all()
+        self.store.close()
+
+
+async def open_lab(server: DevServer, directory: Path, name: str, *, database_url: str | None = None) -> Lab:
+    task_queue = f"faults-{name}-{uuid.uuid4().hex[:8]}"
+    db_file = None if database_url else directory / "handoff.db"
+    url = database_url or f"sqlite:///{db_file}"
+    store = Store(url)  # creates the tables before any worker starts
+    handoff = await connect(server, task_queue)
+    return Lab(handoff, store, url, db_file, Workers(server.address, task_queue, url, directory))
+
+
+@dataclass(frozen=True)
+class Played:
+    """The end of one run of a script: what the users saw, what was recorded, how many runs."""
+
+    conversation_id: str
+    summary: ConversationSummary
+    transcript: list[TranscriptEntry]
+    facts: list[Fact]
+    runs: int
+
+
+async def played(lab: Lab, conversation_id: str, summary: ConversationSummary) -> Played:
+    return Played(
+        conversation_id=conversation_id,
+        summary=summary,
+        transcript=await lab.handoff.transcript(conversation_id),
+        facts=lab.store.facts(conversation_id),
+        runs=len(await runs(lab.handoff, conversation_id)),
+    )
+
+
+def entries(transcript: list[TranscriptEntry]) -> list[tuple[int, str, str, str]]:
+    return [(e.seq, e.kind.value, e.author, e.text) for e in transcript]
+
+
+def assert_same_conversation(run: Played, reference: Played) -> None:
+    """Nothing lost, nothing twice: the run ended exactly as the fault-free reference did."""
+    # What the customer and the agents saw, entry by entry (system notes included).
+    assert entries(run.transcript) == entries(reference.transcript)
+    # What the database holds: the same facts, numbered 1..n without gap or repeat...
+    assert fact_signature(run.facts) == fact_signature(reference.facts)
+    assert [f.number for f in run.facts] == list(range(1, len(run.facts) + 1))
+    # ... and the transcript kept for after Temporal's retention is the one the users saw.
+    stored = [(e.seq, e.kind.value, e.author, e.text) for f in run.facts if (e := f.entry) is not None]
+    assert stored == entries(run.transcript)
+    # The final state, as the workflow returned it.
+    for field_name in ("status", "outcome", "closed_by", "agent", "last_fact"):
+        assert getattr(run.summary, field_name) == getattr(reference.summary, field_name), field_name
