@@ -193,6 +193,14 @@ class Conversation:
             await self.act()
             await self.settle()
 
+    async def play_through(self, name: str) -> list[TranscriptEntry]:
+        """Act and settle every step up to and including `name`; the transcript then."""
+        transcript: list[TranscriptEntry] = []
+        while self.next <= self.index(name):
+            await self.act()
+            transcript = await self.settle()
+        return transcript
+
     async def play_rest(self) -> ConversationSummary:
         """Act and settle the remaining steps; the final summary once the workflow completed."""
         while not self.done:
