@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
@@ -28,8 +30,10 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, FastAPI, Header, Query, Request, status
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -215,10 +219,18 @@ AGENT_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    """Query datetimes without a zone are taken as UTC."""
+    """Query datetimes in UTC (taken as UTC without a zone); one that leaves the calendar once
+    in UTC (e.g. 9999-12-31T23:59-01:00) is a 422, not an overflow in the database layer."""
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"{value.isoformat()} is out of range in UTC"
+        ) from None
 
 
 def _customer_view(entries: list[TranscriptEntry]) -> list[TranscriptEntry]:
@@ -470,6 +482,26 @@ async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
     return _error(status.HTTP_503_SERVICE_UNAVAILABLE, exc.message, headers={"Retry-After": "5"})
 
 
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities (which Python's JSON parser accepts) as text, so an echo is valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+async def _invalid_request(_request: Request, exc: Exception) -> Response:
+    """FastAPI's 422 for a request that breaks the schema, written so that echoing the input
+    never fails (it was a 500): ASCII-only, since a lone surrogate (a JSON "\\ud800" escape)
+    cannot be UTF-8, and NaN or Infinity (accepted by the parser) as strings."""
+    assert isinstance(exc, RequestValidationError)
+    body = json.dumps({"detail": _json_safe(jsonable_encoder(exc.errors()))}, ensure_ascii=True)
+    return Response(body, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, media_type="application/json")
+
+
 async def _invalid_cursor(_request: Request, exc: Exception) -> JSONResponse:
     return _error(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
 
@@ -539,6 +571,7 @@ def create_app(
     app.add_exception_handler(Unauthorized, _unauthorized)
     app.add_exception_handler(TemporalUnavailable, _unavailable)
     app.add_exception_handler(InvalidCursor, _invalid_cursor)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
 
     customer: list[str | Enum] = ["customer"]
     agent: list[str | Enum] = ["agent"]
