@@ -1,0 +1,27 @@
+"""The production compose file (docker-compose.yml) keeps payloads encrypted and the codec
+endpoint closed unless the operator opens it."""
+
+from __future__ import annotations
+
+from tests.test_deploy import compose
+
+
+def test_worker_and_api_share_encryption_keys_that_have_no_default() -> None:
+    services = compose()["services"]
+    keys = {services[name]["environment"]["HANDOFF_ENCRYPTION_KEYS"] for name in ("worker", "api")}
+    # One value for both, and compose refuses to start without it (":?"), rather than each
+    # container making a key of its own that the other cannot read.
+    assert len(keys) == 1
+    assert keys.pop().startswith("${HANDOFF_ENCRYPTION_KEYS:?")
+
+
+def test_the_codec_endpoint_is_closed_by_default_and_where_the_ui_looks_for_it() -> None:
+    services = compose()["services"]
+    api = services["api"]["environment"]
+    assert api["HANDOFF_CODEC_TOKEN"] == "${HANDOFF_CODEC_TOKEN:-}"  # empty: every call refused
+    ui = services["temporal-ui"]
+    endpoint = ui["environment"]["TEMPORAL_CODEC_ENDPOINT"]
+    assert endpoint.endswith("http://localhost:8000/codec}")  # the API's port and the router's prefix
+    assert "8000:8000" in services["api"]["ports"]
+    ui_origin = f"http://localhost:{ui['ports'][0].split(':')[0]}"
+    assert ui_origin in api["HANDOFF_CODEC_CORS_ORIGINS"]
