@@ -1,7 +1,8 @@
 """Run a Handoff worker: `python worker.py`.
 
 Settings come from the environment (see `handoff.config.Settings`): HANDOFF_TEMPORAL_ADDRESS,
-HANDOFF_NAMESPACE, HANDOFF_TASK_QUEUE, HANDOFF_DATABASE_URL, HANDOFF_KNOWLEDGE_BASE.
+HANDOFF_NAMESPACE, HANDOFF_TASK_QUEUE, HANDOFF_DATABASE_URL, HANDOFF_KNOWLEDGE_BASE, and the payload
+encryption keys HANDOFF_ENCRYPTION_KEYS (the same as the API's; see handoff/codec.py).
 SIGTERM or SIGINT stops polling, lets in-flight activities finish, then exits.
 """
 
