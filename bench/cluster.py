@@ -34,24 +34,35 @@ ROOT = Path(__file__).resolve().parent.parent
 class WorkerProcess:
     """One `python -m bench.worker` process; `start` returns once it polls its task queue."""
 
-    def __init__(self, cluster: Cluster, kind: str, *, max_cached: int | None = None) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        kind: str,
+        *,
+        max_cached: int | None = None,
+        task_queue: str | None = None,
+        unsandboxed: bool = False,
+    ) -> None:
         self.cluster = cluster
+        self.unsandboxed = unsandboxed
         self.kind = kind
         self.max_cached = max_cached
-        self.task_queue = f"bench-{kind}-{uuid.uuid4().hex[:8]}"
+        self.task_queue = task_queue or f"bench-{kind}-{uuid.uuid4().hex[:8]}"
         self.process: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = 60.0) -> None:
         cmd = [sys.executable, "-m", "bench.worker", self.kind, "--task-queue", self.task_queue]
         if self.max_cached is not None:
             cmd += ["--max-cached", str(self.max_cached)]
+        if self.unsandboxed:
+            cmd.append("--unsandboxed")
         env = {
             **os.environ,
             "HANDOFF_TEMPORAL_ADDRESS": self.cluster.server.address,
             "HANDOFF_DATABASE_URL": f"sqlite:///{self.cluster.directory / 'handoff.db'}",
             "HANDOFF_ENCRYPTION_KEYS": self.cluster.encryption_key,
         }
-        log = open(self.cluster.directory / f"worker-{self.task_queue}.log", "w")  # noqa: SIM115 - child keeps it
+        log = open(self.cluster.directory / f"worker-{uuid.uuid4().hex[:8]}.log", "w")  # noqa: SIM115 - child keeps it
         self.process = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True
         )
@@ -70,9 +81,25 @@ class WorkerProcess:
         assert self.process is not None
         return int(psutil.Process(self.process.pid).memory_info().rss)
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the worker has used so far."""
+        assert self.process is not None
+        times = psutil.Process(self.process.pid).cpu_times()
+        return float(times.user + times.system)
+
+    async def settle(self, quiet_share: float = 0.03, interval: float = 0.5, timeout: float = 60.0) -> None:
+        """Wait until the worker is idle: below `quiet_share` of a core for two intervals in a row."""
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        while quiet < 2 and time.monotonic() < deadline:
+            before = self.cpu_seconds()
+            await asyncio.sleep(interval)
+            quiet = quiet + 1 if self.cpu_seconds() - before < quiet_share * interval else 0
+
     def stop(self, timeout: float = 30.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return
+        self.cluster.stopped_workers_cpu += self.cpu_seconds()
         self.process.terminate()
         try:
             self.process.wait(timeout)
@@ -89,6 +116,7 @@ class Cluster:
         self.directory = Path(self._tmp.name)
         self.server = DevServer(self.directory / "temporal.db", log_file=self.directory / "temporal.log")
         self.workers: list[WorkerProcess] = []
+        self.stopped_workers_cpu = 0.0
         # One fresh payload key for the run, shared by the driver and the Handoff workers.
         self.encryption_key = new_key_entry()
         self._client: Client | None = None
@@ -122,8 +150,21 @@ class Cluster:
         await asyncio.to_thread(self.server.stop)
         self._tmp.cleanup()
 
-    async def start_worker(self, kind: str, *, max_cached: int | None = None) -> WorkerProcess:
-        worker = WorkerProcess(self, kind, max_cached=max_cached)
+    def our_cpu_seconds(self) -> float:
+        """CPU time of everything the benchmark runs: this process, the server, every worker."""
+        own = psutil.Process().cpu_times()
+        live = sum(w.cpu_seconds() for w in self.workers if w.process is not None and w.process.poll() is None)
+        return float(own.user + own.system) + self.server_cpu_seconds() + live + self.stopped_workers_cpu
+
+    def server_cpu_seconds(self) -> float:
+        assert self.server.process is not None
+        times = psutil.Process(self.server.process.pid).cpu_times()
+        return float(times.user + times.system)
+
+    async def start_worker(
+        self, kind: str, *, max_cached: int | None = None, task_queue: str | None = None, unsandboxed: bool = False
+    ) -> WorkerProcess:
+        worker = WorkerProcess(self, kind, max_cached=max_cached, task_queue=task_queue, unsandboxed=unsandboxed)
         self.workers.append(worker)
         await asyncio.to_thread(worker.start)
         return worker

@@ -14,9 +14,12 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench.driver import Target, Timings, run_reference
+
+# A reference conversation that takes longer than this is stuck: fail the run, don't hang it.
+CONVERSATION_TIMEOUT = 300.0
 
 
 @dataclass
@@ -26,14 +29,26 @@ class Level:
     conversations: int
     seconds: float
     timings: Timings
+    # CPU seconds each process (worker, server, driver) spent on the level.
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def per_second(self) -> float:
         return self.conversations / self.seconds
 
+    def cpu_ms_per_conversation(self, process: str) -> float:
+        return self.cpu_seconds.get(process, 0.0) * 1000 / self.conversations
 
-async def run_level(target: Target, concurrency: int, total: int, on_done: Callable[[], None] | None = None) -> Level:
-    """Run `total` reference conversations, `concurrency` at a time."""
+
+async def run_level(
+    target: Target,
+    concurrency: int,
+    total: int,
+    on_done: Callable[[], None] | None = None,
+    cpu: Callable[[], dict[str, float]] | None = None,
+) -> Level:
+    """Run `total` reference conversations, `concurrency` at a time; `cpu` reads the CPU
+    seconds used so far by each process of interest."""
     timings = Timings()
     remaining = total
 
@@ -41,10 +56,15 @@ async def run_level(target: Target, concurrency: int, total: int, on_done: Calla
         nonlocal remaining
         while remaining > 0:
             remaining -= 1
-            timings.extend(await run_reference(target, uuid.uuid4().hex))
+            async with asyncio.timeout(CONVERSATION_TIMEOUT):
+                timings.extend(await run_reference(target, uuid.uuid4().hex))
             if on_done is not None:
                 on_done()
 
+    cpu_before = cpu() if cpu else {}
     started = time.perf_counter()
     await asyncio.gather(*(driver() for _ in range(concurrency)))
-    return Level(target.name, concurrency, total, time.perf_counter() - started, timings)
+    seconds = time.perf_counter() - started
+    cpu_after = cpu() if cpu else {}
+    spent = {name: cpu_after[name] - cpu_before[name] for name in cpu_after}
+    return Level(target.name, concurrency, total, seconds, timings, spent)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from bench.baseline import BaselineConversation, noop_answer
 from handoff.bot import KnowledgeBaseBot
@@ -27,12 +28,15 @@ from worker import build_worker
 READY = "ready"
 
 
-async def serve(kind: str, task_queue: str, max_cached: int | None) -> None:
+async def serve(kind: str, task_queue: str, max_cached: int | None, unsandboxed: bool = False) -> None:
     settings = Settings()
     # Handoff's converter encrypts payloads; the hand-written baseline uses the plain pydantic one.
     converter = data_converter(settings) if kind == "handoff" else pydantic_data_converter
     client = await Client.connect(settings.temporal_address, data_converter=converter)
     options: dict[str, object] = {} if max_cached is None else {"max_cached_workflows": max_cached}
+    if unsandboxed:
+        # Only to measure what the workflow sandbox costs; Handoff's worker runs sandboxed.
+        options["workflow_runner"] = UnsandboxedWorkflowRunner()
     store: Store | None = None
     if kind == "handoff":
         store = Store(settings.database_url)
@@ -49,13 +53,23 @@ async def serve(kind: str, task_queue: str, max_cached: int | None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    orphan_watch = asyncio.create_task(stop_when_orphaned(stop))
     try:
         async with worker:
             print(READY, flush=True)
             await stop.wait()
+        orphan_watch.cancel()
     finally:
         if store is not None:
             store.close()
+
+
+async def stop_when_orphaned(stop: asyncio.Event) -> None:
+    """A benchmark killed outright must not leave its workers polling forever."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await asyncio.sleep(1)
+    stop.set()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -63,8 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("kind", choices=["handoff", "baseline"])
     parser.add_argument("--task-queue", required=True)
     parser.add_argument("--max-cached", type=int, default=None)
+    parser.add_argument("--unsandboxed", action="store_true", help="run workflows outside the sandbox (to measure it)")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.kind, args.task_queue, args.max_cached))
+    asyncio.run(serve(args.kind, args.task_queue, args.max_cached, args.unsandboxed))
     sys.exit(0)
 
 
