@@ -337,8 +337,14 @@ async def test_up_serves_stops_cleanly_and_resumes(tmp_path: Path) -> None:
         ports = ["--port", str(free_port()), "--temporal-port", str(free_port()), "--ui-port", "0"]
         second = await cli({}, "up", *ports, "--data-dir", str(data_dir))
         failed_cleanly(second, "already using")
-        # The demo runs against the running Handoff (its Temporal address from the settings).
-        demo = await cli({"HANDOFF_TEMPORAL_ADDRESS": f"127.0.0.1:{up.temporal}"}, "demo")
+        # The demo runs against the running Handoff (its Temporal address from the settings, and
+        # its data folder, which holds the payload encryption key `up` made).
+        demo_env = {
+            "HANDOFF_TEMPORAL_ADDRESS": f"127.0.0.1:{up.temporal}",
+            "HANDOFF_DATABASE_URL": f"sqlite:///{data_dir / 'handoff.db'}",
+            "HANDOFF_ENCRYPTION_KEYS": None,
+        }
+        demo = await cli(demo_env, "demo")
         assert demo.exit_code == 0, demo.output
         assert "Bob Stone closed the conversation as resolved" in demo.output
 
