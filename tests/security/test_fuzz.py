@@ -31,7 +31,7 @@ from handoff.api import create_app
 from tests.security.conftest import CODEC_TOKEN, Engine, api_settings
 from tests.security.server import serving
 
-EXAMPLES_PER_STRATEGY = 25
+EXAMPLES_PER_STRATEGY = 20
 AGENT = {"Authorization": "Bearer alice-token"}
 CODEC = {"Authorization": f"Bearer {CODEC_TOKEN}"}
 
