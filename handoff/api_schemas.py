@@ -22,12 +22,6 @@ def _checked(what: str) -> AfterValidator:
             check_text(text, what)
         except Rejected as rejected:
             raise ValueError(rejected.message) from None
-        if not text.isascii():
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:
-                # A lone surrogate (a JSON "\\ud800" escape): no payload can carry it (it was a 500).
-                raise ValueError(f"{what} is not valid Unicode text") from None
         return text
 
     return AfterValidator(check)

@@ -24,7 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from handoff import search_attributes
 from handoff.config import Settings
 from handoff.converter import data_converter
-from handoff.lifecycle import Rejected, RejectionCode, check_text
+from handoff.lifecycle import MAX_CUSTOMER_ID_CHARS, Rejected, RejectionCode, check_text
 from handoff.models import (
     Agent,
     AgentReply,
@@ -124,6 +124,7 @@ class HandoffClient:
         reused.
         """
         _check(lambda: check_text(text, "the message"))
+        _check(lambda: check_text(customer_id, "the customer id", MAX_CUSTOMER_ID_CHARS))
         try:
             await self.temporal.start_workflow(
                 ConversationWorkflow.run,

@@ -97,14 +97,27 @@ def request_key(command: Command) -> str | None:
     return None
 
 
-def check_text(text: str, what: str) -> None:
+MAX_CUSTOMER_ID_CHARS = 200
+
+
+def check_text(text: str, what: str, max_chars: int = MAX_MESSAGE_CHARS) -> None:
+    """A message (or id) must have content, fit the limit, and be text every store can keep."""
     if not text.strip():
         raise Rejected(RejectionCode.INVALID, f"{what} is empty")
-    if len(text) > MAX_MESSAGE_CHARS:
+    if len(text) > max_chars:
         raise Rejected(
             RejectionCode.INVALID,
-            f"{what} is {len(text)} characters long; the limit is {MAX_MESSAGE_CHARS}",
+            f"{what} is {len(text)} characters long; the limit is {max_chars}",
         )
+    if "\x00" in text:
+        # PostgreSQL cannot store NUL in text: recording would fail forever.
+        raise Rejected(RejectionCode.INVALID, f"{what} contains a NUL character")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate (a JSON "\\ud800" escape): no payload can carry it.
+            raise Rejected(RejectionCode.INVALID, f"{what} is not valid Unicode text") from None
 
 
 class Conversation:

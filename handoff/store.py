@@ -172,12 +172,15 @@ def fact_from_row(row: sa.Row[Any]) -> Fact:
 
 
 def create_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite files get WAL and a busy timeout for concurrent writers."""
+    """An engine for `url`; SQLite files get WAL and a busy timeout for concurrent writers.
+
+    `hide_parameters`: a database error must not print message texts into the worker's logs.
+    """
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        engine = sa.create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -187,7 +190,7 @@ def create_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    return sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 class Store:

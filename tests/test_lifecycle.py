@@ -200,7 +200,7 @@ def test_hand_back_and_close_need_a_holder(command: Command) -> None:
     assert refused.value.code is RejectionCode.WRONG_STATUS
 
 
-@pytest.mark.parametrize("text", ["", "   \n", "x" * (MAX_MESSAGE_CHARS + 1)])
+@pytest.mark.parametrize("text", ["", "   \n", "x" * (MAX_MESSAGE_CHARS + 1), "nul\x00byte", "lone \ud800 surrogate"])
 def test_empty_or_oversized_messages_are_refused(text: str) -> None:
     conv = fresh()
     with pytest.raises(Rejected) as refused:
