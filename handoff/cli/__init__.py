@@ -1,0 +1,31 @@
+"""`handoff`: the ops command line.
+
+`handoff up` runs everything on the embedded default (a Temporal dev server on a SQLite file,
+the worker and the HTTP API, all under one data folder) and stops it all cleanly on Ctrl-C or
+SIGTERM; `worker` and `api` run one part against a configured Temporal and database; the
+`conversations` commands and `stats` read what ops need; `demo` plays a scripted conversation.
+
+Errors a person can act on (a refused command, an unknown conversation, a server that does not
+answer, a port in use) end in a one-line message and exit code 1, never a traceback.
+
+The modules: `main` (the app, output, errors), `up`, `parts` (worker, api), `servers` (what
+they share to run servers), `conversations` and `history` (list, show, event history), `stats`,
+`demo`, `connections` (database and Temporal), `format` (times, durations, transcripts).
+This file builds the command tree.
+"""
+
+from __future__ import annotations
+
+from handoff.cli import conversations, demo, parts, stats, up
+from handoff.cli.main import app, conversations_app
+
+app.command()(up.up)
+app.command()(parts.worker)
+app.command()(parts.api)
+conversations_app.command("list")(conversations.list_conversations)
+conversations_app.command("show")(conversations.show_conversation)
+conversations_app.command("history")(conversations.conversation_history)
+app.command()(stats.stats)
+app.command()(demo.demo)
+
+__all__ = ["app"]
