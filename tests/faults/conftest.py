@@ -13,7 +13,7 @@ import pytest
 
 from handoff.devserver import DevServer
 from tests.faults.conversations import Conversation
-from tests.faults.harness import Lab, Played, open_lab, played, start_server
+from tests.faults.harness import InMemoryDevServer, Lab, Played, open_lab, played, start_server
 from tests.helpers import new_id
 
 LabFactory = Callable[..., Awaitable[Lab]]
@@ -21,9 +21,9 @@ LabFactory = Callable[..., Awaitable[Lab]]
 
 @pytest.fixture(scope="session")
 async def faults_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevServer]:
-    """The embedded server as shipped: `temporal server start-dev` on a SQLite file."""
+    """A dev server of the group's own (in memory: the tests that restart one start their own)."""
     directory = tmp_path_factory.mktemp("faults-temporal")
-    server = DevServer(directory / "temporal.db", log_file=directory / "server.log")
+    server = InMemoryDevServer(directory / "unused.db", log_file=directory / "server.log")
     await start_server(server)
     try:
         yield server

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from handoff.bot import DEFAULT_KNOWLEDGE_BASE
 from handoff.client import HandoffClient
 from handoff.models import Agent, ConversationSummary, Outcome, TranscriptEntry
 from handoff.store import Store
-from tests.faults.harness import pending_activities, wait_until
+from tests.faults.harness import pending_activities, recorded_entries, wait_until
 from tests.helpers import ALICE, BOB
 
 
@@ -88,13 +89,24 @@ REFERENCE: list[tuple[str, Step]] = [
 """The reference conversation: every state and transition, two agents, one hand-back."""
 
 SHORT: list[tuple[str, Step]] = [
-    ("hello", Say("Hello")),
     ("ask_human", Say("I want to talk to a human", asks_human=True)),
     ("take_over", TakeOver(ALICE)),
     ("agent_reply", Reply(ALICE, "Hi, I'm Alice. How can I help?")),
     ("close", Close(ALICE)),
 ]
-"""A short full lifecycle, for load: bot answer, hand-off, take-over, reply, close."""
+"""A short full lifecycle, for load: bot answer (a hand-off), waiting, take-over, reply, close."""
+
+WHOLE: list[tuple[str, Step]] = [
+    ("ask_human", Say("I want to talk to a human", asks_human=True)),
+    ("take_over", TakeOver(ALICE)),
+    ("agent_reply", Reply(ALICE, "Hi, I'm Alice. How can I help?")),
+    ("hand_back", HandBack(ALICE)),
+    ("where_is_my_order", Say("Where is my order?")),
+    ("take_over_again", TakeOver(BOB)),
+    ("close", Close(BOB)),
+]
+"""Every state and transition in few steps, for the soak: bot, waiting, human, hand-back to
+the bot, a bot answer, a take-over straight from the bot, close."""
 
 
 class Conversation:
@@ -155,34 +167,38 @@ class Conversation:
         return name
 
     async def transcript(self) -> list[TranscriptEntry] | None:
-        """The live transcript, or None while the server or worker cannot answer.
-
-        With a `watch` store, the transcript recorded in the database instead: far cheaper than
-        a query (which travels through a worker) when hundreds of conversations are waiting.
-        """
-        if self.watch is not None:
-            return self.watch.transcript(self.id)
+        """The live transcript, or None while the server or worker cannot answer."""
         try:
             return await asyncio.wait_for(self.handoff.transcript(self.id), 10)
         except (RPCError, WorkflowQueryFailedError, TimeoutError):
             return None
 
-    async def settle(self) -> list[TranscriptEntry]:
+    async def entries(self) -> int | None:
+        """How many entries the transcript has (None: cannot tell right now).
+
+        With a `watch` store, counted in the database instead: far cheaper than a query (which
+        travels through a worker) when hundreds of conversations are waiting at once.
+        """
+        if self.watch is not None:
+            return recorded_entries(self.watch, self.id)
+        transcript = await self.transcript()
+        return None if transcript is None else len(transcript)
+
+    async def settle(self) -> None:
         """Wait until every step acted so far shows in the transcript."""
         deadline = time.monotonic() + self.timeout
         interval = 0.05
         while True:
-            transcript = await self.transcript()
-            if transcript is not None and len(transcript) >= self.expected_entries:
-                assert len(transcript) == self.expected_entries, f"more entries than expected: {transcript}"
-                return transcript
+            count = await self.entries()
+            if count is not None and count >= self.expected_entries:
+                assert count == self.expected_entries, f"conversation {self.id}: more entries than expected"
+                return
             if time.monotonic() > deadline:
                 raise AssertionError(
                     f"conversation {self.id}: {self.expected_entries} entries expected after step "
-                    f"{self.script[self.next - 1][0]!r} within {self.timeout}s; got {transcript!r}"
+                    f"{self.script[self.next - 1][0]!r} within {self.timeout}s; got {count}"
                 )
-            # Queries cost a round trip through a worker: back off, so hundreds of
-            # conversations waiting at once do not become the load themselves.
+            # Back off, so hundreds of conversations waiting at once do not become the load.
             await asyncio.sleep(interval)
             interval = min(interval * 1.5, 1.0)
 
@@ -195,11 +211,10 @@ class Conversation:
 
     async def play_through(self, name: str) -> list[TranscriptEntry]:
         """Act and settle every step up to and including `name`; the transcript then."""
-        transcript: list[TranscriptEntry] = []
         while self.next <= self.index(name):
             await self.act()
-            transcript = await self.settle()
-        return transcript
+            await self.settle()
+        return await self.handoff.transcript(self.id)
 
     async def play_rest(self) -> ConversationSummary:
         """Act and settle the remaining steps; the final summary once the workflow completed."""
@@ -238,3 +253,60 @@ def slow_knowledge_base(directory: Path) -> Path:
     extra = f"\n[[answers]]\npatterns = ['{SLOW_PATTERN}']\nanswer = \"Never given.\"\n"
     path.write_text(DEFAULT_KNOWLEDGE_BASE.read_text(encoding="utf-8") + extra, encoding="utf-8")
     return path
+
+
+class Load:
+    """Up to `count` conversations of `script`, `concurrency` at a time (a steady load).
+
+    Conversations wait on the database (`watch`), not on queries, so the driver stays light.
+    `active` holds the conversations in progress, `started` every one begun, `completed`
+    counts the finished ones; `stop()` starts no more, those in progress go on to the end.
+    """
+
+    def __init__(
+        self,
+        handoff: HandoffClient,
+        store: Store,
+        count: int,
+        *,
+        concurrency: int = 20,
+        script: list[tuple[str, Step]] = SHORT,
+    ) -> None:
+        self.handoff = handoff
+        self.store = store
+        self.count = count
+        self.concurrency = concurrency
+        self.script = script
+        self.started: list[str] = []
+        self.active: set[str] = set()
+        self.completed = 0
+        self.errors: list[BaseException] = []
+        self.stopping = False
+
+    def stop(self) -> None:
+        self.stopping = True
+
+    async def run(self) -> None:
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one() -> None:
+            async with gate:
+                if self.stopping:
+                    return
+                conversation_id = uuid.uuid4().hex
+                self.started.append(conversation_id)
+                self.active.add(conversation_id)
+                try:
+                    await Conversation(self.handoff, conversation_id, self.script, watch=self.store).play_rest()
+                    self.completed += 1
+                finally:
+                    self.active.discard(conversation_id)
+
+        results = await asyncio.gather(*(one() for _ in range(self.count)), return_exceptions=True)
+        self.errors = [r for r in results if isinstance(r, BaseException)]
+
+    async def wait_completed(self, count: int, timeout: float = 300.0) -> None:
+        async def progress() -> int:
+            return self.completed
+
+        await wait_until(progress, lambda done: done >= count, f"{count} conversations completed", timeout)

@@ -111,7 +111,8 @@ async def kill_between_step_and_its_facts(lab: Lab, step: str, note: str) -> Kil
     with sqlite_write_lock(db_file(lab)):
         await conversation.act()
         in_flight = [await wait_activity_started(lab.handoff, conversation.id, "RecordFacts")]
-        assert note in [e.text for e in await conversation.settle()]
+        await conversation.settle()
+        assert note in [e.text for e in await lab.handoff.transcript(conversation.id)]
         assert note not in [e.text for e in lab.store.transcript(conversation.id)]
         first.kill()
     return await finish(lab, conversation, in_flight, await lab.workers.start())

@@ -1,0 +1,117 @@
+"""The Temporal dev server stopped and killed mid-conversation and mid-load, restarted on its file.
+
+The server is the embedded one as shipped (`temporal server start-dev` on a SQLite file), a
+subprocess of the test on a port of its own. While a load of short conversations runs, the
+reference conversation is played with two server faults in it:
+- SIGTERM right after a customer message is sent, restart: the bot's answer comes after;
+- SIGKILL while the take-over's facts are being written (held in flight by the SQLite lock,
+  released while the server is down, so the write lands but its completion cannot be
+  reported), restart.
+The load runs from before the first fault to the end of the reference conversation. The
+worker process is not restarted: it must reconnect by itself. Then the reference conversation
+must end exactly as without a fault, and every conversation of the load complete with its
+facts exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from handoff.devserver import DevServer
+from tests.faults.conftest import LabFactory
+from tests.faults.conversations import SHORT, Conversation, Load
+from tests.faults.harness import (
+    Lab,
+    Played,
+    assert_recorded_as,
+    assert_same_conversation,
+    played,
+    restart_server,
+    sqlite_write_lock,
+    start_server,
+    wait_activity_started,
+)
+from tests.helpers import new_id
+
+pytestmark = pytest.mark.slow
+
+MAX_CONVERSATIONS = 1000
+"""The load runs until the reference conversation is over (stopped long before this many)."""
+
+
+@pytest.fixture(scope="module")
+async def file_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevServer]:
+    directory = tmp_path_factory.mktemp("restarted-temporal")
+    server = DevServer(directory / "temporal.db", log_file=directory / "server.log")
+    await start_server(server)
+    try:
+        yield server
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+@dataclass
+class Restarted:
+    lab: Lab
+    conversation: Played
+    short_reference: Played
+    load: Load
+    load_active_at_restarts: list[int]
+
+
+@pytest.fixture(scope="module")
+async def restarted(labs: LabFactory, file_server: DevServer) -> Restarted:
+    lab = await labs("restart", server=file_server)
+    assert lab.db_file is not None
+    await lab.workers.start()
+    short = Conversation(lab.handoff, new_id(), SHORT)
+    short_reference = await played(lab, short.id, await short.play_rest())
+
+    load = Load(lab.handoff, lab.store, MAX_CONVERSATIONS)
+    running = asyncio.create_task(load.run())
+    active: list[int] = []
+    conversation = Conversation(lab.handoff, new_id())
+
+    await conversation.play_until("ask_human")
+    await conversation.act()
+    active.append(len(load.active))
+    await restart_server(file_server, kill=False)
+    await conversation.settle()
+
+    await conversation.play_until("take_over")
+    await conversation.wait_recorded(lab.store)
+    with sqlite_write_lock(lab.db_file):
+        await conversation.act()
+        await wait_activity_started(lab.handoff, conversation.id, "RecordFacts")
+        active.append(len(load.active))
+        await asyncio.to_thread(file_server.kill)
+    await start_server(file_server)
+    await conversation.settle()
+
+    summary = await conversation.play_rest()
+    run = await played(lab, conversation.id, summary)
+    load.stop()
+    await running
+    return Restarted(lab, run, short_reference, load, active)
+
+
+async def test_conversation_ends_as_without_the_fault(restarted: Restarted, reference: Played) -> None:
+    assert_same_conversation(restarted.conversation, reference)
+
+
+async def test_every_conversation_of_the_load_completes(restarted: Restarted) -> None:
+    load = restarted.load
+    assert all(restarted.load_active_at_restarts), "the load was not running at each restart"
+    assert load.errors == []
+    assert load.completed == len(load.started) > 0
+    assert_recorded_as(restarted.lab.store, load.started, restarted.short_reference)
+    print(f"{len(load.started)} conversations of load across the two restarts")
+
+
+async def test_the_worker_reconnected_by_itself(restarted: Restarted) -> None:
+    [worker] = restarted.lab.workers.started
+    assert worker.alive
