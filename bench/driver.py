@@ -191,9 +191,10 @@ class HistoryWatcher:
         await self.wait(lambda w: w.answers >= count)
 
     async def _follow(self) -> None:
-        run_id: str | None = None
         try:
-            while True:
+            # Each run by its id: a page token of one run is refused once another run is current.
+            run_id: str | None = (await self.client.get_workflow_handle(self.workflow_id).describe()).run_id
+            while run_id is not None:
                 self.runs += 1
                 self._activity_types.clear()
                 handle = self.client.get_workflow_handle(self.workflow_id, run_id=run_id)
@@ -208,8 +209,6 @@ class HistoryWatcher:
                     ):
                         async with self._changed:
                             self._changed.notify_all()
-                if run_id is None:
-                    return
         except BaseException as error:
             self._error = error
             async with self._changed:

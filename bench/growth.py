@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench import reference
 from bench.cluster import Cluster, WorkerProcess
 from bench.driver import HandoffTarget, HistoryWatcher
 
@@ -96,10 +95,6 @@ async def one_length(
         )
     finally:
         await watcher.stop()
-    # Close it: a finished conversation leaves the worker's cache and costs the next length nothing.
-    await target.request_human(conversation_id)
-    await target.take_over(conversation_id, reference.AGENT_A)
-    await target.close(conversation_id, reference.AGENT_A)
-    await target.handoff.result(conversation_id)
+    # Let the last recording land, so the next length's CPU time is its own.
     await worker.settle()
     return result

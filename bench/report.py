@@ -21,6 +21,7 @@ from bench.plan import Plan
 from bench.throughput import Level
 
 KIB = 1024
+EXTRAPOLATE_TO = 10_000
 
 
 @dataclass
@@ -122,6 +123,9 @@ def results(m: Measurements) -> dict[str, Any]:
                 }
                 for level in m.memory.levels
             ],
+            "extrapolated_rss_kib_at_10000": round(
+                m.memory.warmup_rss_kib + (EXTRAPOLATE_TO - m.memory.warmup) * m.memory.kib_per_conversation
+            ),
             "responded_after_eviction": m.memory.responded_after_eviction,
             "checked_after_eviction": m.memory.checked_after_eviction,
             "eviction_check_seconds": _r(m.memory.eviction_check_seconds),
@@ -254,6 +258,9 @@ def markdown(data: dict[str, Any]) -> str:
             f"| {level['conversations']:,} | {level['rss_kib'] / KIB:.0f} | **{level['kib_per_conversation']:.0f}** "
             f"| {level['open_seconds']:.0f} |"
         )
+    if mem["levels"][-1]["conversations"] < EXTRAPOLATE_TO:
+        extrapolated = mem["extrapolated_rss_kib_at_10000"] / KIB
+        lines.append(f"| {EXTRAPOLATE_TO:,} (extrapolated, not measured) | {extrapolated:.0f} | | |")
     lines += [
         f"| after eviction (new worker caching 50): {mem['responded_after_eviction']:,} of "
         f"{mem['checked_after_eviction']:,} answered a query | {mem['evicted_worker_rss_kib'] / KIB:.0f} | | "
