@@ -1,11 +1,14 @@
 """Activities of a conversation: everything that touches the world outside the workflow.
 
 They are synchronous (SQLAlchemy and the bot are blocking) and run in the worker's thread
-pool. Both are safe to retry: the bot is a pure function of the message, and `record_facts`
-writes idempotently (see `handoff.store`).
+pool. Both are safe to retry: the bot is a pure function of the message, and every write is
+idempotent (see `handoff.store`).
 """
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 from temporalio import activity
 
@@ -13,16 +16,37 @@ from handoff.bot import KnowledgeBaseBot
 from handoff.models import BotQuestion, BotReply, RecordBatch
 from handoff.store import Store
 
+RIDE_ALONG_RECORD_SECONDS = 2.0
+"""How long a bot answer waits for the facts riding along with it before answering anyway."""
+
 
 class ConversationActivities:
     def __init__(self, store: Store, bot: KnowledgeBaseBot) -> None:
         self.store = store
         self.bot = bot
+        # Ride-along writes run here so a slow or absent database never delays an answer.
+        self._ride_along = ThreadPoolExecutor(4, thread_name_prefix="ride-along-record")
 
     @activity.defn(name="BotAnswer")
     def bot_answer(self, question: BotQuestion) -> BotReply:
-        """The bot's answer to one customer message."""
-        return self.bot.answer(question.text)
+        """The bot's answer to one customer message, writing the facts that ride along.
+
+        The write saves a separate RecordFacts call per answer. If the database fails or is
+        slow, the answer goes out anyway with `recorded=False`, and the workflow's recorder
+        writes those facts, retrying; a late write still landing is harmless (idempotent).
+        """
+        recorded = False
+        if question.record is not None:
+            pending = self._ride_along.submit(self.store.record, question.record)
+            try:
+                pending.result(timeout=RIDE_ALONG_RECORD_SECONDS)
+                recorded = True
+            except FutureTimeout:
+                activity.logger.warning("Database slow: facts left to the recorder")
+            except Exception as error:  # any database error: the recorder retries them
+                activity.logger.warning("Database error (%s): facts left to the recorder", type(error).__name__)
+        reply = self.bot.answer(question.text)
+        return reply.model_copy(update={"recorded": recorded})
 
     @activity.defn(name="RecordFacts")
     def record_facts(self, batch: RecordBatch) -> int:

@@ -36,6 +36,12 @@ from handoff.models import (
 MAX_MESSAGE_CHARS = 10_000
 """Longest customer or agent message accepted, in characters."""
 
+RECORDED_PROMPTLY = frozenset({FactKind.HUMAN_REQUESTED, FactKind.TAKEN_OVER, FactKind.HANDED_BACK, FactKind.CLOSED})
+"""Transitions the live columns must show at once; other facts may wait for the next write."""
+
+UNRECORDED_FACTS_KEPT = 50
+"""Past this many unrecorded facts, they are written without waiting for a transition."""
+
 SEEN_REQUEST_IDS_KEPT = 500
 """How many recent message and request ids are remembered to apply redeliveries once."""
 
@@ -308,6 +314,22 @@ class Conversation:
     def mark_recorded(self, facts: list[Fact]) -> None:
         recorded = {f.number for f in facts}
         self.state.outbox = [f for f in self.state.outbox if f.number not in recorded]
+
+    def recording_due(self) -> bool:
+        """Whether the outbox must be written now rather than ride along with the next bot answer.
+
+        A transition is due at once (the Waiting and My conversations columns read the database);
+        messages alone wait for the next bot answer or transition, bounded by
+        `UNRECORDED_FACTS_KEPT`; a closed conversation writes everything before it completes.
+        """
+        outbox = self.state.outbox
+        if not outbox:
+            return False
+        return (
+            self.state.status is Status.CLOSED
+            or len(outbox) >= UNRECORDED_FACTS_KEPT
+            or any(f.kind in RECORDED_PROMPTLY for f in outbox)
+        )
 
     @property
     def finished(self) -> bool:

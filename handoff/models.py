@@ -186,17 +186,22 @@ class ConversationInput(Model):
     continue_as_new_after_events: int | None = None
 
 
-class BotQuestion(Model):
-    text: str
-
-
-class BotReply(Model):
-    text: str
-    wants_human: bool = False
-
-
 class RecordBatch(Model):
     """What the record activity writes in one transaction: facts plus the latest summary."""
 
     summary: ConversationSummary
     facts: list[Fact]
+
+
+class BotQuestion(Model):
+    text: str
+    # Facts the bot activity writes on the way, saving a RecordFacts call; see the workflow.
+    record: RecordBatch | None = None
+
+
+class BotReply(Model):
+    text: str
+    wants_human: bool = False
+    # Whether the question's `record` was written (the database may be down: then the
+    # workflow's recorder writes those facts, retrying, and the bot still answers).
+    recorded: bool = False

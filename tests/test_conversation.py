@@ -66,10 +66,15 @@ async def test_the_bot_answers_each_customer_message_from_the_knowledge_base(
     ]
     assert "reset your password" in transcript[-1].text
     assert (await handoff.summary(conversation_id)).status is Status.BOT
-    await recorded(store, conversation_id, FactKind.MESSAGE, 4)
+    # Messages ride along with the next write: the second question carried the first exchange;
+    # the bot's last answer waits for the next one (here, the request for a person).
+    await recorded(store, conversation_id, FactKind.MESSAGE, 3)
+    await handoff.request_human(conversation_id)
+    await recorded(store, conversation_id, FactKind.HUMAN_REQUESTED, 1)
     facts = store.facts(conversation_id)
     assert [f.kind for f in facts].count(FactKind.STARTED) == 1
-    assert store.summary(conversation_id) is not None
+    assert [f.kind for f in facts].count(FactKind.MESSAGE) == 4
+    assert [e.text for e in store.transcript(conversation_id)][:4] == [e.text for e in transcript]
 
 
 async def test_asking_for_a_person_moves_to_waiting_and_the_bot_stops(handoff: HandoffClient, store: Store) -> None:

@@ -71,6 +71,7 @@ class ConversationWorkflow:
         self._continue_as_new_after_events = input.continue_as_new_after_events
         self._draining = False  # set before continue-as-new: start no new activity
         self._bot_busy = False
+        self._bot_carrying = False  # a bot answer is writing facts from the outbox
         self._recorder_busy = False
 
     @workflow.run
@@ -231,22 +232,33 @@ class ConversationWorkflow:
         while True:
             await workflow.wait_condition(lambda: bool(state.bot_queue) and not self._draining)
             seq = state.bot_queue[0]
+            # Unrecorded facts ride along with the answer (unless the recorder is writing them).
+            carried = (
+                [] if self._recorder_busy else self._conversation.take_outbox(RECORD_BATCH_FACTS, RECORD_BATCH_CHARS)
+            )
+            record = RecordBatch(summary=state.summary(), facts=carried) if carried else None
             self._bot_busy = True
+            self._bot_carrying = bool(carried)
             try:
                 reply = await workflow.execute_activity_method(
                     ConversationActivities.bot_answer,
-                    BotQuestion(text=self._conversation.entry(seq).text),
+                    BotQuestion(text=self._conversation.entry(seq).text, record=record),
                     start_to_close_timeout=BOT_ANSWER_TIMEOUT,
                     retry_policy=ACTIVITY_RETRY,
                 )
             finally:
-                self._bot_busy = False
+                self._bot_busy = self._bot_carrying = False
+            if reply.recorded:
+                self._conversation.mark_recorded(carried)
             self._apply(BotAnswered(reply_to=seq, text=reply.text, wants_human=reply.wants_human))
 
     async def _record_loop(self) -> None:
         state = self._conversation.state
         while True:
-            await workflow.wait_condition(lambda: bool(state.outbox) and not self._draining)
+            # Not while a bot answer carries facts: it may be writing these very ones.
+            await workflow.wait_condition(
+                lambda: self._conversation.recording_due() and not self._draining and not self._bot_carrying
+            )
             batch = self._conversation.take_outbox(RECORD_BATCH_FACTS, RECORD_BATCH_CHARS)
             self._recorder_busy = True
             try:
