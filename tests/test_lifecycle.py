@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from handoff.lifecycle import (
     HUMAN_REQUESTED_NOTE,
     MAX_MESSAGE_CHARS,
+    UNRECORDED_FACTS_KEPT,
     Conversation,
     Rejected,
     RejectionCode,
@@ -304,3 +305,24 @@ def test_an_agent_command_redelivered_with_its_request_id_is_applied_once() -> N
         conv.check(command)
         assert conv.apply(command, at(4)) == []
     assert conv.state.transcript == before.transcript and conv.status is Status.BOT
+
+
+def test_transitions_are_recorded_at_once_and_messages_ride_along() -> None:
+    conv = fresh()
+    conv.apply(CustomerMessage(text="hi"), at(0))
+    conv.apply(BotAnswered(reply_to=1, text="Hello!"), at(1))
+    assert not conv.recording_due()  # they go with the next bot answer
+    conv.apply(TakeOver(agent=ALICE), at(2))
+    assert conv.recording_due()  # the live columns must show it
+    conv.mark_recorded(conv.take_outbox(100, 100_000))
+    for i in range(UNRECORDED_FACTS_KEPT - 1):
+        conv.apply(AgentReply(agent=ALICE, text=f"reply {i}"), at(3 + i))
+    assert not conv.recording_due()
+    conv.apply(CustomerMessage(text="one more"), at(100))
+    assert conv.recording_due()  # a long backlog is written without waiting
+    conv.mark_recorded(conv.take_outbox(100, 100_000))
+    conv.apply(AgentReply(agent=ALICE, text="bye"), at(101))
+    conv.apply(Close(agent=ALICE, outcome=Outcome.RESOLVED), at(102))
+    assert conv.recording_due() and not conv.finished
+    conv.mark_recorded(conv.take_outbox(100, 100_000))
+    assert conv.finished
