@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from bench import reference
 from bench.baseline import ANSWER_ACTIVITY as BASELINE_ANSWER
@@ -40,6 +41,7 @@ from handoff.models import (
 )
 
 HANDOFF_ANSWER = "BotAnswer"
+MAX_RESTARTS = 50
 
 
 class Target(Protocol):
@@ -166,6 +168,7 @@ class HistoryWatcher:
     events: int = 0
     history_bytes: int = 0
     runs: int = 0
+    restarts: int = 0  # long polls begun again after the server refused a page token
     _pending: int = 0
     _activity_types: dict[int, str] = field(default_factory=dict)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -197,23 +200,40 @@ class HistoryWatcher:
             while run_id is not None:
                 self.runs += 1
                 self._activity_types.clear()
-                handle = self.client.get_workflow_handle(self.workflow_id, run_id=run_id)
-                run_id = None
+                run_id = await self._follow_run(run_id)
+        except BaseException as error:
+            self._error = error
+            async with self._changed:
+                self._changed.notify_all()
+            raise
+
+    async def _follow_run(self, run_id: str) -> str | None:
+        """Follow one run to its end; the next run's id if it continued as new."""
+        handle = self.client.get_workflow_handle(self.workflow_id, run_id=run_id)
+        last_seen = 0
+        next_run: str | None = None
+        while True:
+            try:
                 async for event in handle.fetch_history_events(wait_new_event=True):
+                    if event.event_id <= last_seen:
+                        continue  # already seen before a restart of the long poll
+                    last_seen = event.event_id
                     self._see(event)
                     if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
-                        run_id = event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+                        next_run = event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
                     if event.event_type in (
                         EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
                         EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
                     ):
                         async with self._changed:
                             self._changed.notify_all()
-        except BaseException as error:
-            self._error = error
-            async with self._changed:
-                self._changed.notify_all()
-            raise
+                return next_run
+            except RPCError as error:
+                # Under load the dev server sometimes refuses a long poll's page token ("branch
+                # tokens ... don't match"); read the run again from its start and skip what was seen.
+                if error.status is RPCStatusCode.NOT_FOUND or self.restarts >= MAX_RESTARTS:
+                    raise
+                self.restarts += 1
 
     def _see(self, event: Any) -> None:
         self.events += 1
