@@ -39,8 +39,20 @@ def temporal_cli_version() -> str:
         return "unknown"
 
 
+def git_commit() -> str:
+    """The commit measured, with `+dirty` when the work tree has changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True).stdout
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout
+    except OSError:
+        return "unknown"
+    return (head.strip() or "unknown") + ("+dirty" if dirty.strip() else "")
+
+
 def describe() -> dict[str, object]:
     return {
+        "commit": git_commit(),
         "nproc": os.cpu_count(),
         "cpu_model": cpu_model(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),

@@ -202,7 +202,8 @@ def markdown(data: dict[str, Any]) -> str:
         else "machine otherwise quiet"
     )
     lines = [
-        f"Run `{data['mode']}` on {data['date']} — {machine['nproc']} × {machine['cpu_model']}, "
+        f"Run `{data['mode']}` of commit {machine.get('commit', '?')} on {data['date']} — "
+        f"{machine['nproc']} × {machine['cpu_model']}, "
         f"{machine['memory_gib']} GiB; Python {machine['python']}, temporalio {machine['temporalio']}, "
         f"{machine['temporal_cli']}; dev server database on {run.get('dev_server_db', '?')}; "
         f"took {run['duration_seconds']:.0f} s; {shared}.",
