@@ -26,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from bench import cost, growth, machine, memory
 from bench.cluster import Cluster, WorkerProcess
-from bench.driver import BaselineTarget, HandoffTarget, Target, run_reference
+from bench.driver import BaselineTarget, HandoffTarget, Target
 from bench.plan import FULL, QUICK, Plan
 from bench.report import Measurements, results, write
 from bench.throughput import Level, run_level
@@ -86,9 +86,8 @@ async def measure(plan: Plan, steps: Steps, base_dir: Path | None) -> Measuremen
         )
         handoff = HandoffTarget(cluster.client, handoff_worker.task_queue)
         baseline = BaselineTarget(cluster.plain_client, baseline_worker.task_queue)
-        # Warm both workers up (imports, first sandbox), unmeasured.
-        await asyncio.gather(run_reference(handoff, uuid.uuid4().hex), run_reference(baseline, uuid.uuid4().hex))
-
+        # Cost first: it counts events and actions, which a cold worker does not change, and it
+        # warms both workers up (imports, first sandbox) before anything is timed.
         steps.phase("cost: one reference conversation each, alone")
         costs = await cost.compare(handoff, baseline, uuid.uuid4().hex)
 
@@ -102,7 +101,8 @@ async def measure(plan: Plan, steps: Steps, base_dir: Path | None) -> Measuremen
             }
             levels.append((measured["handoff"], measured["baseline"]))
             pairs.reverse()  # the other one goes first at the next level
-        await asyncio.gather(cluster.stop_worker(handoff_worker), cluster.stop_worker(baseline_worker))
+        # Their shutdown overlaps the next phase's start (it only takes time, not CPU).
+        stopping = asyncio.gather(cluster.stop_worker(handoff_worker), cluster.stop_worker(baseline_worker))
 
         # Opening the conversations past the warm-up, then one query each after eviction.
         total_memory = 2 * plan.memory_levels[-1] - plan.memory_warmup
@@ -116,6 +116,7 @@ async def measure(plan: Plan, steps: Steps, base_dir: Path | None) -> Measuremen
         growth_result = await growth.measure(
             cluster, plan.growth_lengths, plan.growth_window, plan.growth_continue_as_new_after_events, advance
         )
+        await stopping
         run = sharing.end(cluster.our_cpu_seconds())
     return Measurements(plan, levels, costs, memory_result, growth_result, machine.describe(), run)
 

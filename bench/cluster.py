@@ -87,7 +87,7 @@ class WorkerProcess:
         times = psutil.Process(self.process.pid).cpu_times()
         return float(times.user + times.system)
 
-    async def settle(self, quiet_share: float = 0.03, interval: float = 0.5, timeout: float = 60.0) -> None:
+    async def settle(self, quiet_share: float = 0.03, interval: float = 0.25, timeout: float = 60.0) -> None:
         """Wait until the worker is idle: below `quiet_share` of a core for two intervals in a row."""
         deadline = time.monotonic() + timeout
         quiet = 0

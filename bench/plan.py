@@ -41,9 +41,9 @@ QUICK = Plan(
     name="quick",
     throughput={1: 1, 2: 2, 4: 4},
     memory_warmup=10,
-    memory_levels=(60,),
-    growth_lengths=(5, 10, 20, 30),
+    memory_levels=(50,),
+    growth_lengths=(5, 10, 15, 20),
     growth_window=8,
-    # Continue-as-new after 120 events, so the quick run crosses runs too.
-    growth_continue_as_new_after_events=120,
+    # Continue-as-new after 100 events, so the quick run crosses runs too.
+    growth_continue_as_new_after_events=100,
 )
