@@ -553,6 +553,9 @@ def create_app(
             s.client = HandoffClient(temporal, settings.task_queue)
         if s.store is None:
             s.store = Store(settings.database_url)
+        if s.client.store is None:
+            # Long conversations hold only recent entries; older ones are read from here.
+            s.client.store = s.store
         try:
             yield
         finally:

@@ -38,6 +38,7 @@ from handoff.models import (
     TakeOver,
     TranscriptEntry,
 )
+from handoff.store import Store
 from workflows.conversation import ConversationWorkflow
 
 T = TypeVar("T")
@@ -91,17 +92,20 @@ def workflow_id(conversation_id: str) -> str:
 
 
 class HandoffClient:
-    def __init__(self, client: Client, task_queue: str) -> None:
+    """`store`: the project database, for transcript entries a long conversation no longer holds."""
+
+    def __init__(self, client: Client, task_queue: str, store: Store | None = None) -> None:
         self.temporal = client
         self.task_queue = task_queue
+        self.store = store
 
     @classmethod
-    async def connect(cls, settings: Settings | None = None) -> HandoffClient:
+    async def connect(cls, settings: Settings | None = None, store: Store | None = None) -> HandoffClient:
         settings = settings or Settings()
         client = await Client.connect(
             settings.temporal_address, namespace=settings.namespace, data_converter=data_converter(settings)
         )
-        return cls(client, settings.task_queue)
+        return cls(client, settings.task_queue, store)
 
     def handle(self, conversation_id: str) -> WorkflowHandle[Any, ConversationSummary]:
         return self.temporal.get_workflow_handle_for(ConversationWorkflow.run, workflow_id(conversation_id))
@@ -177,9 +181,20 @@ class HandoffClient:
         return await self._call(conversation_id, self.handle(conversation_id).query(ConversationWorkflow.summary))
 
     async def transcript(self, conversation_id: str, after_seq: int = 0) -> list[TranscriptEntry]:
-        return await self._call(
+        """Entries with a seq above `after_seq`, oldest first.
+
+        A conversation that continued as new holds only its recent entries; the older ones come
+        from the store (an error without one, rather than a silently shortened transcript).
+        """
+        held = await self._call(
             conversation_id, self.handle(conversation_id).query(ConversationWorkflow.transcript, after_seq)
         )
+        if not held or held[0].seq == after_seq + 1:
+            return held
+        if self.store is None:
+            raise HandoffError(f"entries {after_seq + 1} to {held[0].seq - 1} are in the database; give a store")
+        older = [e for e in self.store.transcript(conversation_id) if after_seq < e.seq < held[0].seq]
+        return older + held
 
     async def result(self, conversation_id: str) -> ConversationSummary:
         """Wait for the conversation to complete; its final summary."""

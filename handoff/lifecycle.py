@@ -42,6 +42,9 @@ RECORDED_PROMPTLY = frozenset({FactKind.HUMAN_REQUESTED, FactKind.TAKEN_OVER, Fa
 UNRECORDED_FACTS_KEPT = 50
 """Past this many unrecorded facts, they are written without waiting for a transition."""
 
+TRANSCRIPT_KEPT_ACROSS_RUNS = 100
+"""Entries a conversation still holds after continue-as-new (the rest are in the database)."""
+
 SEEN_REQUEST_IDS_KEPT = 500
 """How many recent message and request ids are remembered to apply redeliveries once."""
 
@@ -139,8 +142,25 @@ class Conversation:
         return self.state.status
 
     def entry(self, seq: int) -> TranscriptEntry:
-        # Entries are numbered 1.. in order, so the seq is the index plus one.
-        return self.state.transcript[seq - 1]
+        # Entries are numbered 1.. in order; the first `transcript_offset` are no longer held.
+        return self.state.transcript[seq - self.state.transcript_offset - 1]
+
+    def entries_after(self, seq: int) -> list[TranscriptEntry]:
+        """Held entries numbered above `seq` (older ones may only be in the database)."""
+        return self.state.transcript[max(seq - self.state.transcript_offset, 0) :]
+
+    def compact_transcript(self, keep: int) -> None:
+        """Stop holding old entries, before continue-as-new: they are in the database.
+
+        Keeps the last `keep` entries, and every entry not yet recorded or still owed a bot
+        answer, so nothing is lost and the state carried to the next run stays small.
+        """
+        s = self.state
+        pinned = {f.entry.seq for f in s.outbox if f.entry is not None} | set(s.bot_queue)
+        first_pinned = min((seq - s.transcript_offset - 1 for seq in pinned), default=len(s.transcript))
+        drop = max(0, min(len(s.transcript) - keep, first_pinned))
+        s.transcript = s.transcript[drop:]
+        s.transcript_offset += drop
 
     def is_duplicate(self, command: Command) -> bool:
         """A redelivered command already applied: accepted, and changes nothing."""
@@ -259,15 +279,16 @@ class Conversation:
     def _entry(
         self, kind: EntryKind, author: str, text: str, now: datetime, agent: Agent | None = None
     ) -> TranscriptEntry:
-        entry = TranscriptEntry(seq=len(self.state.transcript) + 1, at=now, kind=kind, author=author, text=text)
+        entry = TranscriptEntry(seq=self._next_seq(), at=now, kind=kind, author=author, text=text)
         self.state.transcript.append(entry)
         self._fact(FactKind.MESSAGE, now, entry=entry, agent=agent)
         return entry
 
+    def _next_seq(self) -> int:
+        return self.state.transcript_offset + len(self.state.transcript) + 1
+
     def _note(self, text: str, now: datetime, agent: Agent | None) -> None:
-        entry = TranscriptEntry(
-            seq=len(self.state.transcript) + 1, at=now, kind=EntryKind.SYSTEM, author=SYSTEM_AUTHOR, text=text
-        )
+        entry = TranscriptEntry(seq=self._next_seq(), at=now, kind=EntryKind.SYSTEM, author=SYSTEM_AUTHOR, text=text)
         self.state.transcript.append(entry)
         self._fact(FactKind.NOTE, now, entry=entry, agent=agent)
 

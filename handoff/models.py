@@ -161,7 +161,10 @@ class ConversationSummary(Model):
 class ConversationState(ConversationSummary):
     """The whole durable state of one conversation, carried across continue-as-new."""
 
+    # The transcript from entry `transcript_offset + 1` on: continue-as-new drops older entries
+    # once they are in the database, so the carried state stays small however long it runs.
     transcript: list[TranscriptEntry] = Field(default_factory=list)
+    transcript_offset: int = 0
     # Customer message seqs the bot still has to answer, oldest first.
     bot_queue: list[int] = Field(default_factory=list)
     # Facts not yet written to the database, oldest first.

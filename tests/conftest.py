@@ -63,8 +63,8 @@ async def worker(temporal_env: WorkflowEnvironment, store: Store, bot: Knowledge
 
 
 @pytest.fixture(scope="session")
-def handoff(temporal_env: WorkflowEnvironment, worker: Worker) -> HandoffClient:
-    return HandoffClient(temporal_env.client, worker.task_queue)
+def handoff(temporal_env: WorkflowEnvironment, worker: Worker, store: Store) -> HandoffClient:
+    return HandoffClient(temporal_env.client, worker.task_queue, store)
 
 
 @pytest.fixture

@@ -326,3 +326,24 @@ def test_transitions_are_recorded_at_once_and_messages_ride_along() -> None:
     assert conv.recording_due() and not conv.finished
     conv.mark_recorded(conv.take_outbox(100, 100_000))
     assert conv.finished
+
+
+def test_compacting_keeps_recent_unrecorded_and_unanswered_entries_and_numbering() -> None:
+    conv = fresh()
+    conv.apply(CustomerMessage(text="hi"), at(0))
+    conv.apply(TakeOver(agent=ALICE), at(1))
+    for i in range(10):
+        conv.apply(AgentReply(agent=ALICE, text=f"r{i}"), at(2 + i))
+    conv.compact_transcript(keep=3)
+    assert conv.state.transcript_offset == 0  # nothing recorded yet: nothing dropped
+    conv.mark_recorded(conv.take_outbox(1000, 1_000_000))
+    conv.compact_transcript(keep=3)
+    assert [e.text for e in conv.state.transcript] == ["r7", "r8", "r9"]
+    assert conv.state.transcript_offset == 9
+    conv.apply(HandBack(agent=ALICE), at(20))
+    conv.apply(CustomerMessage(text="still there?"), at(21))
+    assert [e.seq for e in conv.entries_after(0)] == [10, 11, 12, 13, 14]
+    assert conv.entry(14).text == "still there?" and conv.state.bot_queue == [14]
+    conv.mark_recorded(conv.take_outbox(1000, 1_000_000))
+    conv.compact_transcript(keep=0)
+    assert [e.seq for e in conv.state.transcript] == [14]  # still owed a bot answer

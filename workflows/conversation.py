@@ -24,7 +24,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.conversation import ConversationActivities
     from handoff import search_attributes
-    from handoff.lifecycle import Conversation, Rejected, new_state
+    from handoff.lifecycle import TRANSCRIPT_KEPT_ACROSS_RUNS, Conversation, Rejected, new_state
     from handoff.models import (
         AgentCommand,
         AgentReply,
@@ -85,6 +85,7 @@ class ConversationWorkflow:
             await workflow.wait_condition(
                 lambda: not self._bot_busy and not self._recorder_busy and workflow.all_handlers_finished()
             )
+            self._conversation.compact_transcript(keep=TRANSCRIPT_KEPT_ACROSS_RUNS)
             workflow.continue_as_new(
                 ConversationInput(
                     conversation_id=input.conversation_id,
@@ -168,8 +169,9 @@ class ConversationWorkflow:
 
     @workflow.query(name="Transcript")
     def transcript(self, after_seq: int = 0) -> list[TranscriptEntry]:
-        """Transcript entries with a seq above `after_seq` (all of them by default)."""
-        return self._conversation.state.transcript[max(after_seq, 0) :]
+        """Held transcript entries with a seq above `after_seq`; after continue-as-new the oldest
+        ones are only in the database (`HandoffClient.transcript` joins both)."""
+        return self._conversation.entries_after(after_seq)
 
     @workflow.query(name="RejectedSignals")
     def rejected_signals(self) -> int:

@@ -78,12 +78,14 @@ async def load_conversation(settings: Settings, conversation_id: str) -> Shown:
         if description is not None and description.status is WorkflowExecutionStatus.RUNNING:
             from workflows.conversation import ConversationWorkflow
 
-            return Shown(
-                summary=await handoff.summary(conversation_id),
-                transcript=await handoff.transcript(conversation_id),
-                source="live, from the running workflow",
-                rejected_signals=await handoff.handle(conversation_id).query(ConversationWorkflow.rejected_signals),
-            )
+            with open_store(settings) as store:
+                handoff.store = store  # for the entries a long conversation no longer holds
+                return Shown(
+                    summary=await handoff.summary(conversation_id),
+                    transcript=await handoff.transcript(conversation_id),
+                    source="live, from the running workflow",
+                    rejected_signals=await handoff.handle(conversation_id).query(ConversationWorkflow.rejected_signals),
+                )
     with open_store(settings) as store:
         summary = store.summary(conversation_id)
         if summary is None:
