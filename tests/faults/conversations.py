@@ -18,10 +18,9 @@ from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from handoff.bot import DEFAULT_KNOWLEDGE_BASE
-from handoff.client import HandoffClient
+from handoff.client import HandoffClient, HandoffError
 from handoff.models import Agent, ConversationSummary, Outcome, TranscriptEntry
-from handoff.store import Store
-from tests.faults.harness import pending_activities, recorded_entries, wait_until
+from tests.faults.harness import pending_activities, wait_until
 from tests.helpers import ALICE, BOB
 
 
@@ -74,13 +73,13 @@ SLOW_QUESTION = "Does my warranty cover accidental damage to the screen?"
 REFERENCE: list[tuple[str, Step]] = [
     ("hello", Say("Hello")),
     ("password", Say("How do I reset my password?")),
-    ("bot_answer", Say(SLOW_QUESTION)),
     ("ask_human", Say("I want to talk to a human", asks_human=True)),
     ("while_waiting", Say("It is about order 1234", answered=False)),
     ("take_over", TakeOver(ALICE)),
     ("agent_reply", Reply(ALICE, "Hi, I'm Alice. Let me look at your order.")),
     ("while_human", Say("Thank you", answered=False)),
     ("hand_back", HandBack(ALICE)),
+    ("bot_answer", Say(SLOW_QUESTION)),
     ("where_is_my_order", Say("Where is my order?")),
     ("ask_again", Say("agent please", asks_human=True)),
     ("take_over_again", TakeOver(BOB)),
@@ -120,16 +119,16 @@ class Conversation:
         *,
         continue_as_new_after_events: int | None = None,
         timeout: float = 90.0,
-        watch: Store | None = None,
     ) -> None:
         self.handoff = handoff
         self.id = conversation_id
         self.script = script
         self.continue_as_new_after_events = continue_as_new_after_events
         self.timeout = timeout
-        self.watch = watch
         self.next = 0  # index of the next step to act
         self.expected_entries = 0
+        self.unconfirmed = False  # a customer message was sent and not yet seen in the transcript
+        self.retried_calls = 0  # calls sent again because Temporal could not be reached
 
     @property
     def done(self) -> bool:
@@ -141,6 +140,13 @@ class Conversation:
     async def act(self) -> str:
         """Perform the next step without waiting for its effect; its name."""
         name, step = self.script[self.next]
+        await self._perform(step)
+        self.unconfirmed = self.unconfirmed or isinstance(step, Say)
+        self.next += 1
+        self.expected_entries += step.entries
+        return name
+
+    async def _send(self, step: Step) -> None:
         h, cid = self.handoff, self.id
         match step:
             case Say(text=text):
@@ -162,36 +168,54 @@ class Conversation:
                 await h.hand_back(cid, agent)
             case Close(agent=agent, outcome=outcome):
                 await h.close(cid, agent, outcome)
-        self.next += 1
-        self.expected_entries += step.entries
-        return name
+
+    async def _perform(self, step: Step) -> None:
+        """Send the step; while Temporal cannot be reached, retry it as a careful backend would.
+
+        The client already retries for about ten seconds; a server restart on a busy machine
+        can take longer. Before sending again, the transcript tells whether the step took
+        effect and only its answer was lost (every step adds an entry when it is applied, and
+        the previous steps were settled), so a retry never applies a command twice.
+        """
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                await self._send(step)
+                return
+            except RPCError:
+                if time.monotonic() > deadline:
+                    raise
+            self.retried_calls += 1
+            await asyncio.sleep(0.5)
+            transcript = await self.transcript()
+            if transcript is not None and len(transcript) > self.expected_entries:
+                return
 
     async def transcript(self) -> list[TranscriptEntry] | None:
         """The live transcript, or None while the server or worker cannot answer."""
         try:
             return await asyncio.wait_for(self.handoff.transcript(self.id), 10)
-        except (RPCError, WorkflowQueryFailedError, TimeoutError):
+        except (RPCError, WorkflowQueryFailedError, TimeoutError, HandoffError):
             return None
 
-    async def entries(self) -> int | None:
-        """How many entries the transcript has (None: cannot tell right now).
-
-        With a `watch` store, counted in the database instead: far cheaper than a query (which
-        travels through a worker) when hundreds of conversations are waiting at once.
-        """
-        if self.watch is not None:
-            return recorded_entries(self.watch, self.id)
-        transcript = await self.transcript()
-        return None if transcript is None else len(transcript)
-
     async def settle(self) -> None:
-        """Wait until every step acted so far shows in the transcript."""
+        """Wait until every step acted so far shows in the transcript.
+
+        An agent command is an update, answered once the workflow applied it: nothing to wait
+        for. A customer message is a signal: wait, with queries, for it and the bot's answer.
+        (The database cannot tell: it records messages only along with the next bot answer
+        or transition.)
+        """
+        if not self.unconfirmed:
+            return
         deadline = time.monotonic() + self.timeout
         interval = 0.05
         while True:
-            count = await self.entries()
+            transcript = await self.transcript()
+            count = None if transcript is None else len(transcript)
             if count is not None and count >= self.expected_entries:
                 assert count == self.expected_entries, f"conversation {self.id}: more entries than expected"
+                self.unconfirmed = False
                 return
             if time.monotonic() > deadline:
                 raise AssertionError(
@@ -221,19 +245,24 @@ class Conversation:
         while not self.done:
             await self.act()
             await self.settle()
-        return await asyncio.wait_for(self.handoff.result(self.id), self.timeout)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                return await asyncio.wait_for(self.handoff.result(self.id), self.timeout)
+            except RPCError:
+                if time.monotonic() > deadline:
+                    raise
+                self.retried_calls += 1
+                await asyncio.sleep(0.5)
 
-    async def wait_recorded(self, store: Store) -> None:
-        """Wait until the database holds every fact so far and no activity is in flight, so
-        the next step's facts are the only ones a fault can catch on their way."""
-
-        async def probe() -> tuple[int, int, int]:
-            last_fact = (await self.handoff.summary(self.id)).last_fact
-            in_flight = len(await pending_activities(self.handoff, self.id))
-            return last_fact, len(store.facts(self.id)), in_flight
-
+    async def wait_idle(self) -> None:
+        """Wait until no activity of the conversation is in flight (nor waiting to retry), so
+        the activities the next step starts are the only ones a fault can catch."""
         await wait_until(
-            probe, lambda v: v[0] == v[1] and v[2] == 0, f"conversation {self.id} recorded and idle", self.timeout
+            lambda: pending_activities(self.handoff, self.id),
+            lambda pending: not pending,
+            f"conversation {self.id} idle",
+            self.timeout,
         )
 
 
@@ -258,7 +287,6 @@ def slow_knowledge_base(directory: Path) -> Path:
 class Load:
     """Up to `count` conversations of `script`, `concurrency` at a time (a steady load).
 
-    Conversations wait on the database (`watch`), not on queries, so the driver stays light.
     `active` holds the conversations in progress, `started` every one begun, `completed`
     counts the finished ones; `stop()` starts no more, those in progress go on to the end.
     """
@@ -266,14 +294,12 @@ class Load:
     def __init__(
         self,
         handoff: HandoffClient,
-        store: Store,
         count: int,
         *,
         concurrency: int = 20,
         script: list[tuple[str, Step]] = SHORT,
     ) -> None:
         self.handoff = handoff
-        self.store = store
         self.count = count
         self.concurrency = concurrency
         self.script = script
@@ -281,6 +307,7 @@ class Load:
         self.active: set[str] = set()
         self.completed = 0
         self.errors: list[BaseException] = []
+        self.retried_calls = 0
         self.stopping = False
 
     def stop(self) -> None:
@@ -296,11 +323,13 @@ class Load:
                 conversation_id = uuid.uuid4().hex
                 self.started.append(conversation_id)
                 self.active.add(conversation_id)
+                conversation = Conversation(self.handoff, conversation_id, self.script)
                 try:
-                    await Conversation(self.handoff, conversation_id, self.script, watch=self.store).play_rest()
+                    await conversation.play_rest()
                     self.completed += 1
                 finally:
                     self.active.discard(conversation_id)
+                    self.retried_calls += conversation.retried_calls
 
         results = await asyncio.gather(*(one() for _ in range(self.count)), return_exceptions=True)
         self.errors = [r for r in results if isinstance(r, BaseException)]

@@ -41,7 +41,6 @@ from handoff.converter import data_converter
 from handoff.devserver import DevServer, free_port
 from handoff.models import ConversationSummary, Fact, TranscriptEntry
 from handoff.store import Store
-from handoff.store import facts as facts_table
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -154,9 +153,12 @@ class Workers:
     log_dir: Path
     started: list[WorkerProcess] = field(default_factory=list)
 
-    async def start(self, knowledge_base: Path = DEFAULT_KNOWLEDGE_BASE) -> WorkerProcess:
+    async def start(
+        self, knowledge_base: Path = DEFAULT_KNOWLEDGE_BASE, *, temporal_address: str | None = None
+    ) -> WorkerProcess:
+        """A new worker process, polling once this returns; `temporal_address` e.g. a `TcpProxy`."""
         worker = WorkerProcess(
-            self.temporal_address,
+            temporal_address or self.temporal_address,
             self.task_queue,
             self.database_url,
             self.log_dir / f"worker-{len(self.started) + 1}.log",
@@ -201,6 +203,51 @@ async def restart_server(server: DevServer, *, kill: bool) -> None:
 async def connect(server: DevServer, task_queue: str) -> HandoffClient:
     client = await Client.connect(server.address, data_converter=data_converter())
     return HandoffClient(client, task_queue)
+
+
+class TcpProxy:
+    """A TCP forwarder to the server that the test can cut: a network partition between one
+    worker and Temporal, while the test itself still talks to the server directly."""
+
+    def __init__(self, target: str) -> None:
+        host, port = target.rsplit(":", 1)
+        self.target = (host, int(port))
+        self.address = ""
+        self.is_cut = False
+        self._server: asyncio.Server | None = None
+        self._connections: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._forward, "127.0.0.1", 0)
+        self.address = f"127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def _forward(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        if self.is_cut:
+            client_writer.transport.abort()
+            return
+        server_reader, server_writer = await asyncio.open_connection(*self.target)
+        self._connections += [client_writer, server_writer]
+
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError, OSError):
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            writer.transport.abort()
+
+        await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
+
+    def cut(self) -> None:
+        """Drop every connection and refuse new ones."""
+        self.is_cut = True
+        for writer in self._connections:
+            writer.transport.abort()
+
+    async def close(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
 
 
 # --- What the server's history says.
@@ -312,17 +359,6 @@ async def draining_for_continue_as_new(handoff: HandoffClient, conversation_id: 
 
 
 # --- What reached the database.
-
-
-def recorded_entries(store: Store, conversation_id: str) -> int:
-    """How many transcript entries (messages and notes) the database holds for a conversation."""
-    query = (
-        sa.select(sa.func.count())
-        .select_from(facts_table)
-        .where(facts_table.c.conversation_id == conversation_id, facts_table.c.entry_seq.is_not(None))
-    )
-    with store.engine.connect() as conn:
-        return int(conn.execute(query).scalar_one())
 
 
 def fact_signature(facts: list[Fact]) -> list[tuple[str, str, str, str, str]]:
@@ -480,16 +516,22 @@ def assert_recorded_as(store: Store, conversation_ids: list[str], reference: Pla
         assert [f.number for f in facts] == list(range(1, len(facts) + 1)), conversation_id
 
 
-def assert_same_conversation(run: Played, reference: Played) -> None:
-    """Nothing lost, nothing twice: the run ended exactly as the fault-free reference did."""
-    # What the customer and the agents saw, entry by entry (system notes included).
-    assert entries(run.transcript) == entries(reference.transcript)
-    # What the database holds: the same facts, numbered 1..n without gap or repeat...
+def assert_same_records(run: Played, reference: Played) -> None:
+    """What the database holds and the final state equal the fault-free reference's."""
+    # The same facts, numbered 1..n without gap or repeat...
     assert fact_signature(run.facts) == fact_signature(reference.facts)
     assert [f.number for f in run.facts] == list(range(1, len(run.facts) + 1))
-    # ... and the transcript kept for after Temporal's retention is the one the users saw.
+    # ... so the transcript kept for after Temporal's retention is the reference's too.
     stored = [(e.seq, e.kind.value, e.author, e.text) for f in run.facts if (e := f.entry) is not None]
-    assert stored == entries(run.transcript)
+    assert stored == entries(reference.transcript)
     # The final state, as the workflow returned it.
     for field_name in ("status", "outcome", "closed_by", "agent", "last_fact"):
         assert getattr(run.summary, field_name) == getattr(reference.summary, field_name), field_name
+
+
+def assert_same_conversation(run: Played, reference: Played) -> None:
+    """Nothing lost, nothing twice: the run ended exactly as the fault-free reference did."""
+    assert_same_records(run, reference)
+    # What the customer and the agents see, entry by entry (system notes included), read
+    # from the workflow at the end (a query: Temporal replays the history to answer it).
+    assert entries(run.transcript) == entries(reference.transcript)

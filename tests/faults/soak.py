@@ -88,7 +88,7 @@ async def soak(lab: Lab, conversations: int, concurrency: int = 20, interval: fl
     first = Conversation(lab.handoff, new_id(), WHOLE)
     reference = await played(lab, first.id, await first.play_rest())
 
-    load = Load(lab.handoff, lab.store, conversations, concurrency=concurrency, script=WHOLE)
+    load = Load(lab.handoff, conversations, concurrency=concurrency, script=WHOLE)
     started = time.monotonic()
     running = asyncio.create_task(load.run())
     while not running.done():

@@ -50,7 +50,7 @@ async def test_postgresql_down_then_back(labs: LabFactory, reference: Played) ->
         await lab.workers.start()
         conversation = Conversation(lab.handoff, new_id())
         await conversation.play_until(OUTAGE_FROM)
-        await conversation.wait_recorded(lab.store)
+        await conversation.wait_idle()
 
         await asyncio.to_thread(postgres.stop)
         assert not postgres.is_up()
@@ -79,7 +79,7 @@ async def test_sqlite_locked_then_released(labs: LabFactory, reference: Played) 
     await lab.workers.start()
     conversation = Conversation(lab.handoff, new_id())
     await conversation.play_until(OUTAGE_FROM)
-    await conversation.wait_recorded(lab.store)
+    await conversation.wait_idle()
     recorded = len(lab.store.facts(conversation.id))
 
     with sqlite_write_lock(lab.db_file):

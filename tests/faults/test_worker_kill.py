@@ -1,184 +1,31 @@
 """A worker process killed with SIGKILL at each step of the reference conversation.
 
-Each scenario holds the step's activity in flight on purpose, checks with the server that it
-really is in flight (a pending activity dispatched to the worker), kills the worker, starts a
-new one and plays the rest of the script. The conversation must end exactly as the fault-free
-reference run: same transcript entry by entry, same facts in the database, each once.
-
-How an activity is held in flight, deterministically:
-- a bot answer: the first worker runs a test knowledge base (the shipped one plus one pattern
-  that backtracks for hours over one customer question), a stand-in for a slow bot backend;
-- a database write: the test holds SQLite's write lock, so RecordFacts waits in SQLite's
-  busy handler.
-And as proof the kill hit something: every activity in flight at the kill completes later on
-attempt 2 or more, run by the replacement worker (both read from the history).
-
-The scenarios run concurrently, each on its own task queue and database: most of their time
-is Temporal waiting out the activity timeouts of the dead worker (10 s for BotAnswer, 30 s for
-RecordFacts), not CPU.
+The scenarios (tests/faults/kill_scenarios.py) run in the background from the start of the
+fault group; these tests wait for them and check each one. The conversation must end exactly
+as the fault-free reference run: same transcript entry by entry, same facts in the database,
+each once. And as proof the kill hit something: every activity in flight at the kill completed
+later, on attempt 2 or more, run by the replacement worker (both read from the history).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-from temporalio.api.enums.v1 import EventType
 
-from handoff.client import workflow_id
-from tests.faults.conftest import LabFactory
-from tests.faults.conversations import Conversation, slow_knowledge_base
-from tests.faults.harness import (
-    Attempt,
-    Lab,
-    Pending,
-    Played,
-    WorkerProcess,
-    assert_same_conversation,
-    completion,
-    draining_for_continue_as_new,
-    pending_activities,
-    played,
-    sqlite_write_lock,
-    wait_activity_started,
-    wait_until,
-)
-from tests.helpers import new_id
+from tests.faults.harness import Played, assert_same_conversation
+from tests.faults.kill_scenarios import SCENARIOS, Killed, Outcomes
 
 pytestmark = pytest.mark.slow
 
-CAN_AFTER = 20
-"""History length at which the continue-as-new scenario's runs continue as new: the reference
-conversation then spans several runs."""
-
-
-@dataclass(frozen=True)
-class Killed:
-    run: Played
-    in_flight: list[Pending]  # what the server had dispatched to the worker when it was killed
-    completions: list[Attempt | None]  # how each of those finally completed
-    replacement: str  # identity of the worker started after the kill
-    continued_as_new_after_kill: bool = False
-
-
-async def finish(lab: Lab, conversation: Conversation, in_flight: list[Pending], replacement: WorkerProcess) -> Killed:
-    await conversation.settle()
-    summary = await conversation.play_rest()
-    completions = [await completion(lab.handoff, conversation.id, p) for p in in_flight]
-    return Killed(await played(lab, conversation.id, summary), in_flight, completions, replacement.identity)
-
-
-def db_file(lab: Lab) -> Path:
-    assert lab.db_file is not None
-    return lab.db_file
-
-
-async def kill_in_bot_answer(lab: Lab) -> Killed:
-    first = await lab.workers.start(slow_knowledge_base(lab.workers.log_dir))
-    conversation = Conversation(lab.handoff, new_id())
-    await conversation.play_until("bot_answer")
-    await conversation.act()
-    in_flight = [await wait_activity_started(lab.handoff, conversation.id, "BotAnswer")]
-    first.kill()
-    return await finish(lab, conversation, in_flight, await lab.workers.start())
-
-
-async def kill_with_activities_in_flight(lab: Lab) -> Killed:
-    """The crash of issue 2: a bot answer and a database write both in flight at the kill."""
-    first = await lab.workers.start(slow_knowledge_base(lab.workers.log_dir))
-    conversation = Conversation(lab.handoff, new_id())
-    await conversation.play_until("bot_answer")
-    await conversation.wait_recorded(lab.store)
-    with sqlite_write_lock(db_file(lab)):
-        await conversation.act()
-        in_flight = [
-            await wait_activity_started(lab.handoff, conversation.id, "BotAnswer"),
-            await wait_activity_started(lab.handoff, conversation.id, "RecordFacts"),
-        ]
-        first.kill()
-    return await finish(lab, conversation, in_flight, await lab.workers.start())
-
-
-async def kill_between_step_and_its_facts(lab: Lab, step: str, note: str) -> Killed:
-    """The step's command is answered; its facts (e.g. the system note) are on their way."""
-    first = await lab.workers.start()
-    conversation = Conversation(lab.handoff, new_id())
-    await conversation.play_until(step)
-    await conversation.wait_recorded(lab.store)
-    with sqlite_write_lock(db_file(lab)):
-        await conversation.act()
-        in_flight = [await wait_activity_started(lab.handoff, conversation.id, "RecordFacts")]
-        await conversation.settle()
-        assert note in [e.text for e in await lab.handoff.transcript(conversation.id)]
-        assert note not in [e.text for e in lab.store.transcript(conversation.id)]
-        first.kill()
-    return await finish(lab, conversation, in_flight, await lab.workers.start())
-
-
-async def kill_between_take_over_and_note(lab: Lab) -> Killed:
-    return await kill_between_step_and_its_facts(lab, "take_over", "Alice Martin joined the conversation")
-
-
-async def kill_during_close(lab: Lab) -> Killed:
-    return await kill_between_step_and_its_facts(lab, "close", "Bob Stone closed the conversation as resolved")
-
-
-async def kill_during_continue_as_new(lab: Lab) -> Killed:
-    """Killed while a run that has decided to continue as new waits for its in-flight write."""
-    first = await lab.workers.start()
-    conversation = Conversation(lab.handoff, new_id(), continue_as_new_after_events=CAN_AFTER)
-    await conversation.play_until("where_is_my_order")
-    await conversation.wait_recorded(lab.store)
-
-    async def draining_record() -> Pending | None:
-        if not await draining_for_continue_as_new(lab.handoff, conversation.id, CAN_AFTER):
-            return None
-        pending = await pending_activities(lab.handoff, conversation.id)
-        return next((p for p in pending if p.activity_type == "RecordFacts" and p.started), None)
-
-    async def moment() -> tuple[bool, Pending | None]:
-        transcript = await conversation.transcript() or []
-        return len(transcript) >= conversation.expected_entries, await draining_record()
-
-    with sqlite_write_lock(db_file(lab)):
-        # The blocked write keeps the recorder busy; play on until a run reaches the limit.
-        while True:
-            assert not conversation.done, "no run reached the continue-as-new point"
-            await conversation.act()
-            _settled, record = await wait_until(moment, lambda m: m[0] or m[1] is not None, "step or drain")
-            if record is not None:
-                break
-        first.kill()
-    killed = await finish(lab, conversation, [record], await lab.workers.start())
-    handle = lab.handoff.temporal.get_workflow_handle(workflow_id(conversation.id), run_id=record.run_id)
-    last = list((await handle.fetch_history()).events)[-1]
-    continued = last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
-    return Killed(killed.run, killed.in_flight, killed.completions, killed.replacement, continued)
-
-
-SCENARIOS: dict[str, Callable[[Lab], Awaitable[Killed]]] = {
-    "bot_answer": kill_in_bot_answer,
-    "activities_in_flight": kill_with_activities_in_flight,
-    "take_over_before_note": kill_between_take_over_and_note,
-    "close": kill_during_close,
-    "continue_as_new": kill_during_continue_as_new,
-}
-
 
 @pytest.fixture(scope="module")
-async def killed(labs: LabFactory) -> dict[str, Killed | BaseException]:
-    """Every scenario, run once and concurrently; each test then checks one of them."""
-    opened = [await labs(f"kill-{name}") for name in SCENARIOS]
-    outcomes = await asyncio.gather(
-        *(scenario(lab) for scenario, lab in zip(SCENARIOS.values(), opened, strict=True)), return_exceptions=True
-    )
-    return dict(zip(SCENARIOS, outcomes, strict=True))
+async def killed(kill_scenarios: asyncio.Task[Outcomes] | None) -> Outcomes:
+    assert kill_scenarios is not None
+    return await kill_scenarios
 
 
-def outcome(killed: dict[str, Killed | BaseException], scenario: str) -> Killed:
+def outcome(killed: Outcomes, scenario: str) -> Killed:
     result = killed[scenario]
     if isinstance(result, BaseException):
         raise result
@@ -186,18 +33,14 @@ def outcome(killed: dict[str, Killed | BaseException], scenario: str) -> Killed:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
-async def test_conversation_ends_as_without_the_fault(
-    scenario: str, killed: dict[str, Killed | BaseException], reference: Played
-) -> None:
+async def test_conversation_ends_as_without_the_fault(scenario: str, killed: Outcomes, reference: Played) -> None:
     run = outcome(killed, scenario)
     assert_same_conversation(run.run, reference)
     assert run.run.summary.closed_by is not None and run.run.summary.closed_by.name == "Bob Stone"
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
-async def test_activities_in_flight_were_run_again_by_the_new_worker(
-    scenario: str, killed: dict[str, Killed | BaseException]
-) -> None:
+async def test_activities_in_flight_were_run_again_by_the_new_worker(scenario: str, killed: Outcomes) -> None:
     run = outcome(killed, scenario)
     assert run.in_flight
     for pending, done in zip(run.in_flight, run.completions, strict=True):
@@ -207,7 +50,7 @@ async def test_activities_in_flight_were_run_again_by_the_new_worker(
         assert done.identity == run.replacement
 
 
-async def test_continue_as_new_completes_after_the_kill(killed: dict[str, Killed | BaseException]) -> None:
+async def test_continue_as_new_completes_after_the_kill(killed: Outcomes) -> None:
     run = outcome(killed, "continue_as_new")
     assert run.continued_as_new_after_kill
     assert run.run.runs > 2

@@ -66,7 +66,7 @@ async def test_workers_killed_mid_load_all_conversations_complete(labs: LabFacto
     short = Conversation(lab.handoff, new_id(), SHORT)
     reference = await played(lab, short.id, await short.play_rest())
 
-    load = Load(lab.handoff, lab.store, CONVERSATIONS)
+    load = Load(lab.handoff, CONVERSATIONS)
     running = asyncio.create_task(load.run())
     kills: list[tuple[WorkerProcess, str, Pending]] = []
     for victim, after in ((workers[0], CONVERSATIONS // 4), (workers[1], CONVERSATIONS // 2)):
