@@ -32,6 +32,7 @@ ACTIVITY_THREADS = 16
 def build_worker(client: Client, task_queue: str, store: Store, bot: KnowledgeBaseBot, **options: object) -> Worker:
     """A worker for conversations on `task_queue`, recording into `store`."""
     activities = ConversationActivities(store, bot)
+    options.setdefault("max_cached_workflows", Settings.model_fields["max_cached_conversations"].default)
     return Worker(
         client,
         task_queue=task_queue,
@@ -52,7 +53,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     store = Store(settings.database_url)
     bot = KnowledgeBaseBot.from_file(settings.knowledge_base)
     try:
-        async with build_worker(client, settings.task_queue, store, bot):
+        async with build_worker(
+            client, settings.task_queue, store, bot, max_cached_workflows=settings.max_cached_conversations
+        ):
             log.info("worker polling %s on %s", settings.task_queue, settings.temporal_address)
             await stop.wait()
             log.info("worker shutting down")

@@ -1,11 +1,11 @@
 """Memory: the worker's resident memory per open conversation idle in Waiting, and whether
 every one of them still answers once the worker's cache no longer holds it.
 
-A fresh Handoff worker process with a cache big enough for all of them (Temporal's Python SDK
-keeps at most `max_cached_workflows` workflows in memory, 1,000 by default, so with the
-default a worker never holds more than that) carries conversations that got one customer
-message and asked for a person. After a warm-up batch its RSS is the reference; the
-per-conversation figure is the growth above it divided by the conversations added.
+A fresh Handoff worker process, as shipped (it keeps at most `HANDOFF_MAX_CACHED_CONVERSATIONS`
+conversations in memory, 200 by default, and replays the others from history on their next
+event), carries conversations that got one customer message and asked for a person. After a
+warm-up batch its RSS is the reference; the per-conversation figure is the growth above it
+divided by the conversations added.
 
 Then the worker is replaced by one with a tiny cache on the same task queue: every
 conversation is out of memory, and each must answer a `Summary` query (which makes the new
@@ -103,7 +103,7 @@ async def all_respond(target: HandoffTarget, ids: list[str], progress: Progress)
 async def measure(
     cluster: Cluster, levels: tuple[int, ...], warmup: int, progress: Progress, phase: Callable[[str], None]
 ) -> MemoryResult:
-    worker = await cluster.start_worker("handoff", max_cached=levels[-1] + warmup + 100)
+    worker = await cluster.start_worker("handoff")  # the shipped cache bound
     target = HandoffTarget(cluster.client, worker.task_queue)
     store = Store(f"sqlite:///{cluster.directory / 'handoff.db'}")
     try:

@@ -19,6 +19,7 @@ from bench.latency import Latency
 from bench.memory import MemoryResult
 from bench.plan import Plan
 from bench.throughput import Level
+from handoff.config import Settings
 
 KIB = 1024
 EXTRAPOLATE_TO = 10_000
@@ -123,9 +124,7 @@ def results(m: Measurements) -> dict[str, Any]:
                 }
                 for level in m.memory.levels
             ],
-            "extrapolated_rss_kib_at_10000": round(
-                m.memory.warmup_rss_kib + (EXTRAPOLATE_TO - m.memory.warmup) * m.memory.kib_per_conversation
-            ),
+            "extrapolated_rss_kib_at_10000": extrapolated_rss_kib(m.memory),
             "responded_after_eviction": m.memory.responded_after_eviction,
             "checked_after_eviction": m.memory.checked_after_eviction,
             "eviction_check_seconds": _r(m.memory.eviction_check_seconds),
@@ -292,3 +291,18 @@ def write(data: dict[str, Any], json_path: Path) -> str:
     text = markdown(data)
     json_path.with_suffix(".md").write_text(text, encoding="utf-8")
     return text
+
+
+def extrapolated_rss_kib(memory: MemoryResult) -> int:
+    """Worker RSS at EXTRAPOLATE_TO idle conversations.
+
+    The worker keeps at most `max_cached_conversations` in memory and holds nothing for the
+    others, so past the cache bound RSS stays where the largest measured level put it; below
+    it, memory grows by the measured figure per conversation up to the bound.
+    """
+    cache: int = Settings.model_fields["max_cached_conversations"].default
+    last = memory.levels[-1]
+    if last.conversations >= cache:
+        return last.rss_kib
+    per_cached = (last.rss_kib - memory.warmup_rss_kib) / max(last.conversations - memory.warmup, 1)
+    return round(last.rss_kib + (min(EXTRAPOLATE_TO, cache) - last.conversations) * per_cached)

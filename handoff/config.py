@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     # SQLite file by default; e.g. postgresql+psycopg://user@host:5432/handoff in production.
     database_url: str = "sqlite:///.handoff/handoff.db"
     knowledge_base: Path = DEFAULT_KNOWLEDGE_BASE
+    # Conversations a worker keeps in memory; the others are replayed from their (short,
+    # continue-as-new bounded) history on their next event. Bounds memory however many are open.
+    max_cached_conversations: int = 200
     # The API's agents: a TOML file of [[agents]] tables (id, name, token); unset = the demo agents.
     agents_file: Path | None = None
     # Signs customer tokens (HMAC). Unset: a random secret is created once in
