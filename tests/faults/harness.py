@@ -200,9 +200,9 @@ async def restart_server(server: DevServer, *, kill: bool) -> None:
     await start_server(server)
 
 
-async def connect(server: DevServer, task_queue: str) -> HandoffClient:
+async def connect(server: DevServer, task_queue: str, store: Store | None = None) -> HandoffClient:
     client = await Client.connect(server.address, data_converter=data_converter())
-    return HandoffClient(client, task_queue)
+    return HandoffClient(client, task_queue, store)
 
 
 class TcpProxy:
@@ -478,7 +478,7 @@ async def open_lab(server: DevServer, directory: Path, name: str, *, database_ur
     db_file = None if database_url else directory / "handoff.db"
     url = database_url or f"sqlite:///{db_file}"
     store = Store(url)  # creates the tables before any worker starts
-    handoff = await connect(server, task_queue)
+    handoff = await connect(server, task_queue, store)
     return Lab(handoff, store, url, db_file, Workers(server.address, task_queue, url, directory))
 
 
