@@ -22,16 +22,20 @@ def new_id() -> str:
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]], until: Callable[[T], bool], timeout: float = 20.0, interval: float = 0.05
+    probe: Callable[[], Awaitable[T]],
+    until: Callable[[T], bool],
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    what: str = "condition",
 ) -> T:
-    """Poll `probe` until `until(value)` holds; fail with the last value after `timeout`."""
+    """Poll `probe` until `until(value)` holds; fail naming `what` and the last value after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
         value = await probe()
         if until(value):
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached within {timeout}s; last value: {value!r}")
+            raise AssertionError(f"{what}: not reached within {timeout}s; last value: {value!r}")
         await asyncio.sleep(interval)
 
 

@@ -41,6 +41,7 @@ from handoff.converter import data_converter
 from handoff.devserver import DevServer, free_port
 from handoff.models import ConversationSummary, Fact, TranscriptEntry
 from handoff.store import Store
+from tests.helpers import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -54,14 +55,7 @@ async def wait_until(
     The bound is generous on purpose: recovering from a killed worker waits out Temporal's
     activity timeouts (10 s for BotAnswer, 30 s for RecordFacts) on a shared, noisy machine.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if until(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached within {timeout}s; last value: {value!r}")
-        await asyncio.sleep(0.1)
+    return await eventually(probe, until, timeout=timeout, interval=0.1, what=what)
 
 
 # --- Worker processes.
