@@ -6,10 +6,12 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from handoff.client import HandoffClient
-from handoff.models import Agent, EntryKind, TranscriptEntry
+from handoff.lifecycle import Conversation, new_state
+from handoff.models import Agent, Command, EntryKind, RecordBatch, TranscriptEntry
 
 T = TypeVar("T")
 
@@ -50,3 +52,16 @@ def notes(transcript: list[TranscriptEntry]) -> list[str]:
 
 async def wait_for_entries(handoff: HandoffClient, conversation_id: str, count: int) -> list[TranscriptEntry]:
     return await eventually(lambda: handoff.transcript(conversation_id), lambda t: len(t) >= count)
+
+
+def play(
+    conversation_id: str, start: datetime, commands: list[Command], customer_id: str = "customer-1"
+) -> tuple[Conversation, list[RecordBatch]]:
+    """Run commands through the real rules, one second apart; one record batch per command,
+    as the workflow writes them (for store and statistics tests that need no server)."""
+    conv = Conversation(new_state(conversation_id, customer_id, start))
+    batches = []
+    for i, command in enumerate(commands):
+        facts = conv.apply(command, start + timedelta(seconds=i))
+        batches.append(RecordBatch(summary=conv.state.summary(), facts=facts))
+    return conv, batches

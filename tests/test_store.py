@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from handoff.lifecycle import Conversation, new_state
+from handoff.lifecycle import Conversation
 from handoff.models import (
     BotAnswered,
     Close,
@@ -19,18 +19,13 @@ from handoff.models import (
 )
 from handoff.store import Store
 from tests.helpers import ALICE, new_id
+from tests.helpers import play as play_from
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def play(conversation_id: str, commands: list[Command]) -> tuple[Conversation, list[RecordBatch]]:
-    """Run commands through the real rules; one record batch per command, as the workflow sends."""
-    conv = Conversation(new_state(conversation_id, "customer-1", T0))
-    batches = []
-    for i, command in enumerate(commands):
-        facts = conv.apply(command, T0 + timedelta(seconds=i))
-        batches.append(RecordBatch(summary=conv.state.summary(), facts=facts))
-    return conv, batches
+    return play_from(conversation_id, T0, commands)
 
 
 SCRIPT: list[Command] = [

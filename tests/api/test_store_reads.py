@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from handoff.lifecycle import Conversation, new_state
 from handoff.models import (
     BotAnswered,
     Close,
@@ -15,13 +14,12 @@ from handoff.models import (
     CustomerMessage,
     HandBack,
     Outcome,
-    RecordBatch,
     RequestHuman,
     Status,
     TakeOver,
 )
 from handoff.store import InvalidCursor, Store
-from tests.helpers import ALICE, BOB
+from tests.helpers import ALICE, BOB, play
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ASK: list[Command] = [CustomerMessage(text="hello"), BotAnswered(reply_to=1, text="Hi!"), RequestHuman()]
@@ -29,10 +27,8 @@ ASK: list[Command] = [CustomerMessage(text="hello"), BotAnswered(reply_to=1, tex
 
 def record(store: Store, cid: str, start: datetime, commands: list[Command]) -> None:
     """Play commands through the real rules, one second apart, and record them as the workflow does."""
-    conv = Conversation(new_state(cid, f"customer-of-{cid}", start))
-    for i, command in enumerate(commands):
-        facts = conv.apply(command, start + timedelta(seconds=i))
-        store.record(RecordBatch(summary=conv.state.summary(), facts=facts))
+    for batch in play(cid, start, commands, customer_id=f"customer-of-{cid}")[1]:
+        store.record(batch)
 
 
 def test_the_live_columns(empty_store: Store) -> None:
