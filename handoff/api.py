@@ -70,6 +70,7 @@ from handoff.codec_server import codec_router
 from handoff.config import Settings
 from handoff.converter import data_converter
 from handoff.customer_tokens import CustomerTokens, load_secret
+from handoff.lifecycle import CLOSED_MESSAGE
 from handoff.models import Agent, ConversationSummary, EntryKind, Outcome, Status, TranscriptEntry
 from handoff.stats import Stats, compute_stats
 from handoff.store import InvalidCursor, Store
@@ -275,7 +276,7 @@ async def _refuse_if_closed(s: Services, conversation_id: str) -> None:
     """
     stored = await run_in_threadpool(s.db.summary, conversation_id)
     if stored is not None and stored.status is Status.CLOSED:
-        raise ConversationClosed("the conversation is closed and accepts nothing more")
+        raise ConversationClosed(CLOSED_MESSAGE)
 
 
 async def _wait_for_bot(s: Services, conversation_id: str) -> tuple[Status, list[TranscriptEntry]]:

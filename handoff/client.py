@@ -24,7 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from handoff import search_attributes
 from handoff.config import Settings
 from handoff.converter import data_converter
-from handoff.lifecycle import MAX_CUSTOMER_ID_CHARS, Rejected, RejectionCode, check_text
+from handoff.lifecycle import CLOSED_MESSAGE, MAX_CUSTOMER_ID_CHARS, Rejected, RejectionCode, check_text
 from handoff.models import (
     Agent,
     AgentReply,
@@ -146,7 +146,7 @@ class HandoffClient:
                 search_attributes=search_attributes.for_new_conversation(),
             )
         except WorkflowAlreadyStartedError:
-            raise ConversationClosed("the conversation is closed and accepts nothing more") from None
+            raise ConversationClosed(CLOSED_MESSAGE) from None
 
     async def send_message(self, conversation_id: str, text: str, *, message_id: str | None = None) -> None:
         """A customer message to an existing conversation."""
@@ -229,7 +229,7 @@ class HandoffClient:
                 return ConversationNotFound(f"no conversation {conversation_id!r}")
             raise
         if description.status is WorkflowExecutionStatus.COMPLETED:
-            return ConversationClosed("the conversation is closed and accepts nothing more")
+            return ConversationClosed(CLOSED_MESSAGE)
         return HandoffError(f"the conversation's workflow has ended ({description.status and description.status.name})")
 
 

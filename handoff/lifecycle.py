@@ -68,6 +68,9 @@ def closed_note(agent: Agent, outcome: Outcome) -> str:
 
 HUMAN_REQUESTED_NOTE = "The customer asked for a person"
 
+CLOSED_MESSAGE = "the conversation is closed and accepts nothing more"
+"""Why a closed conversation refuses a command, wherever that is found out."""
+
 
 class RejectionCode(StrEnum):
     CLOSED = "conversation_closed"
@@ -175,7 +178,7 @@ class Conversation:
         if self.is_duplicate(command):
             return
         if s.status is Status.CLOSED and not isinstance(command, BotAnswered):
-            raise Rejected(RejectionCode.CLOSED, "the conversation is closed and accepts nothing more")
+            raise Rejected(RejectionCode.CLOSED, CLOSED_MESSAGE)
         match command:
             case CustomerMessage(text=text):
                 check_text(text, "the message")
