@@ -1,0 +1,82 @@
+"""Handoff's HTTP API: what the customer's chat widget and the agent UI call.
+
+One module per audience under `routes/` (customer, agents, live columns, history and
+statistics); what they share is in `deps` (services, callers, bounded Temporal calls),
+how failures become HTTP answers in `errors`, how one conversation is read in `reads`.
+Commands go to the conversation's workflow through `HandoffClient`; every Temporal call
+is bounded by `Settings.api_temporal_timeout`, so an outage is a prompt 503, never a
+hanging request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from handoff.agents import AgentDirectory
+from handoff.api.deps import Services
+from handoff.api.errors import BodyLimit, install_error_handlers
+from handoff.api.routes import agents, customer, history, live
+from handoff.client import HandoffClient
+from handoff.codec_server import codec_router
+from handoff.config import Settings
+from handoff.converter import data_converter
+from handoff.customer_tokens import CustomerTokens, load_secret
+from handoff.store import Store
+
+__all__ = ["Services", "create_app"]
+
+
+def create_app(
+    settings: Settings | None = None, *, client: HandoffClient | None = None, store: Store | None = None
+) -> FastAPI:
+    """The API app. Without `client`/`store` it connects to Temporal (lazily, so it starts even
+    while Temporal is down and answers 503 until it is back) and opens the database at start-up."""
+    settings = settings or Settings()
+    s = Services(
+        settings=settings,
+        agents=AgentDirectory.from_settings(settings.agents_file),
+        tokens=CustomerTokens(load_secret(settings)),
+        client=client,
+        store=store,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        own_store = s.store is None
+        if s.client is None:
+            temporal = await Client.connect(
+                settings.temporal_address,
+                namespace=settings.namespace,
+                data_converter=data_converter(settings),
+                lazy=True,
+            )
+            s.client = HandoffClient(temporal, settings.task_queue)
+        if s.store is None:
+            s.store = Store(settings.database_url)
+        if s.client.store is None:
+            # Long conversations hold only recent entries; older ones are read from here.
+            s.client.store = s.store
+        try:
+            yield
+        finally:
+            if own_store:
+                s.store.close()
+
+    app = FastAPI(
+        title="Handoff",
+        summary="Customer-support conversations: bot, waiting, human, closed.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.services = s
+    app.add_middleware(BodyLimit)
+    install_error_handlers(app)
+    # Customer routes first: POST /conversations starts one, GET /conversations is the history.
+    for router in (customer.router, agents.router, history.router, live.router):
+        app.include_router(router)
+    app.include_router(codec_router(settings))  # operators' decryption, see handoff/codec_server.py
+    return app

@@ -1,0 +1,176 @@
+"""What every route shares: the services, the two kinds of caller, bounded Temporal calls.
+
+Customer calls carry the conversation's customer token (see `handoff.customer_tokens`);
+agent calls carry an agent token from the agents file (see `handoff.agents`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.service import RPCError
+
+from handoff.agents import AgentDirectory
+from handoff.api.schemas import ErrorBody
+from handoff.client import ConversationNotFound, HandoffClient
+from handoff.config import Settings
+from handoff.customer_tokens import CustomerTokens
+from handoff.models import Agent
+from handoff.store import Store
+
+T = TypeVar("T")
+
+MAX_CONVERSATION_ID = 100  # the store's column width
+
+
+class Unauthorized(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class TemporalUnavailable(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class Services:
+    """What the routes use; the client and store are filled in at start-up if not given."""
+
+    settings: Settings
+    agents: AgentDirectory
+    tokens: CustomerTokens
+    client: HandoffClient | None = None
+    store: Store | None = None
+
+    @property
+    def handoff(self) -> HandoffClient:
+        if self.client is None:
+            raise RuntimeError("the API is not started: no Temporal client")
+        return self.client
+
+    @property
+    def db(self) -> Store:
+        if self.store is None:
+            raise RuntimeError("the API is not started: no store")
+        return self.store
+
+    async def temporal(self, call: Awaitable[T], *, command: bool = False) -> T:
+        """Await a Temporal call, bounded in time; an outage becomes `TemporalUnavailable` (503)."""
+        timeout = self.settings.api_temporal_timeout
+        try:
+            return await asyncio.wait_for(call, timeout)
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            # An update cancelled by the timeout surfaces as the latter.
+            queue = self.client.task_queue if self.client else self.settings.task_queue
+            message = f"Temporal did not answer within {timeout:g} s (is it up, with a worker polling {queue!r}?)"
+            if command:
+                message += "; the command may still take effect, check GET /conversations/{id}"
+            raise TemporalUnavailable(message) from None
+        except RPCError as e:
+            raise TemporalUnavailable(f"Temporal refused the call ({e.status.name}): {e.message}") from None
+        except RuntimeError as e:
+            # A lazy client that cannot connect raises "Failed client connect: ...".
+            if "connect" not in str(e):
+                raise
+            raise TemporalUnavailable(f"cannot reach Temporal at {self.settings.temporal_address}: {e}") from None
+
+
+def services(request: Request) -> Services:
+    s: Services = request.app.state.services
+    return s
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+
+customer_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="CustomerToken",
+    description="The `customer_token` returned by POST /conversations; opens that conversation only.",
+)
+agent_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="AgentToken",
+    description="An agent's token from the agents file (HANDOFF_AGENTS_FILE).",
+)
+
+
+def customer_of(
+    conversation_id: str,
+    s: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(customer_bearer)],
+) -> str:
+    """The conversation id, once the bearer token is shown to be its customer's."""
+    if credentials is None:
+        raise Unauthorized("missing customer token: send 'Authorization: Bearer <customer_token>'")
+    if not s.tokens.opens(credentials.credentials, conversation_id):
+        raise Unauthorized("this token does not open this conversation")
+    return conversation_id
+
+
+def current_agent(
+    s: ServicesDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(agent_bearer)]
+) -> Agent:
+    if credentials is None:
+        raise Unauthorized("missing agent token: send 'Authorization: Bearer <agent token>'")
+    agent = s.agents.by_token(credentials.credentials)
+    if agent is None:
+        raise Unauthorized("unknown agent token")
+    return agent
+
+
+CustomerConversation = Annotated[str, Depends(customer_of)]
+CurrentAgent = Annotated[Agent, Depends(current_agent)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Retrying with the same key (and customer) never acts twice.",
+    ),
+]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in [
+        (401, "Missing or wrong token."),
+        (404, "No such conversation."),
+        (409, "Closed, held by another agent, or in the wrong status."),
+        (503, "Temporal is unreachable or did not answer in time."),
+    ]
+}
+AGENT_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    403: {"model": ErrorBody, "description": "Only the agent who holds the conversation may do this."},
+}
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """Query datetimes in UTC (taken as UTC without a zone); one that leaves the calendar once
+    in UTC (e.g. 9999-12-31T23:59-01:00) is a 422, not an overflow in the database layer."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"{value.isoformat()} is out of range in UTC"
+        ) from None
+
+
+def check_id(conversation_id: str) -> None:
+    # Longer ids were never issued; refuse them here rather than ask Temporal.
+    if len(conversation_id) > MAX_CONVERSATION_ID:
+        raise ConversationNotFound(f"no conversation {conversation_id[:MAX_CONVERSATION_ID]!r}...")

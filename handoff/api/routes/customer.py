@@ -1,0 +1,83 @@
+"""What the customer's chat widget calls, with the conversation's customer token."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from handoff.api.deps import ERRORS, CustomerConversation, IdempotencyKey, ServicesDep
+from handoff.api.reads import customer_view, read_conversation, refuse_if_closed, wait_for_bot
+from handoff.api.schemas import Accepted, CreatedConversation, CustomerMessages, NewMessage, StartConversation
+from handoff.client import ConversationClosed
+
+router = APIRouter(tags=["customer"], responses=ERRORS)
+
+
+@router.post("/conversations", status_code=201)
+async def start_conversation(
+    body: StartConversation, s: ServicesDep, idempotency_key: IdempotencyKey = None
+) -> CreatedConversation:
+    """Start a conversation with the customer's first message; the bot answers it at once."""
+    if idempotency_key is None:
+        conversation_id, message_id = uuid.uuid4().hex, None
+    else:
+        conversation_id = s.tokens.conversation_id(body.customer_id, idempotency_key)
+        message_id = s.tokens.message_id(conversation_id, idempotency_key)
+    try:
+        await s.temporal(
+            s.handoff.start_or_message(conversation_id, body.customer_id, body.text, message_id=message_id)
+        )
+    except ConversationClosed:
+        if idempotency_key is None:
+            raise
+        # A retry of a create whose conversation has since closed: answer with it as it is.
+        summary, transcript, _ = await read_conversation(s, conversation_id)
+        return CreatedConversation(
+            id=conversation_id,
+            status=summary.status,
+            customer_token=s.tokens.token(conversation_id),
+            messages=customer_view(transcript),
+        )
+    status, transcript = await wait_for_bot(s, conversation_id)
+    return CreatedConversation(
+        id=conversation_id,
+        status=status,
+        customer_token=s.tokens.token(conversation_id),
+        messages=customer_view(transcript),
+    )
+
+
+@router.post("/conversations/{conversation_id}/messages", status_code=202)
+async def send_message(
+    conversation_id: CustomerConversation, body: NewMessage, s: ServicesDep, idempotency_key: IdempotencyKey = None
+) -> Accepted:
+    """A customer message; the bot (or the agent holding the conversation) answers it."""
+    await refuse_if_closed(s, conversation_id)
+    message_id = s.tokens.message_id(conversation_id, idempotency_key) if idempotency_key else None
+    await s.temporal(s.handoff.send_message(conversation_id, body.text, message_id=message_id))
+    return Accepted(conversation_id=conversation_id, detail="message accepted")
+
+
+@router.post("/conversations/{conversation_id}/request-human", status_code=202)
+async def request_human(conversation_id: CustomerConversation, s: ServicesDep) -> Accepted:
+    """The customer asks for a person: the conversation joins the Waiting column (if the bot held it)."""
+    await refuse_if_closed(s, conversation_id)
+    await s.temporal(s.handoff.request_human(conversation_id))
+    return Accepted(conversation_id=conversation_id, detail="request for a person accepted")
+
+
+@router.get("/conversations/{conversation_id}/messages")
+async def customer_messages(
+    conversation_id: CustomerConversation,
+    s: ServicesDep,
+    after: Annotated[int, Query(ge=0, description="Only entries with a higher seq (for polling).")] = 0,
+) -> CustomerMessages:
+    """What the customer sees: customer, bot and agent messages, never system notes."""
+    summary, transcript, _ = await read_conversation(s, conversation_id)
+    return CustomerMessages(
+        conversation_id=conversation_id,
+        status=summary.status,
+        messages=[e for e in customer_view(transcript) if e.seq > after],
+    )
