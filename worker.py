@@ -18,7 +18,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import ConversationActivities
-from handoff.bot import KnowledgeBaseBot
+from handoff.bot import KnowledgeBaseBot, KnowledgeBaseError
 from handoff.config import Settings
 from handoff.converter import data_converter
 from handoff.store import Store
@@ -45,13 +45,13 @@ def build_worker(client: Client, task_queue: str, store: Store, bot: KnowledgeBa
     )
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
-    """Run until `stop` is set, then shut down gracefully."""
+async def run_worker(settings: Settings, stop: asyncio.Event, bot: KnowledgeBaseBot | None = None) -> None:
+    """Run until `stop` is set, then shut down gracefully; `bot` defaults to the configured knowledge base."""
+    bot = bot or KnowledgeBaseBot.from_file(settings.knowledge_base)  # a refused pattern stops us here
     client = await Client.connect(
         settings.temporal_address, namespace=settings.namespace, data_converter=data_converter(settings)
     )
     store = Store(settings.database_url)
-    bot = KnowledgeBaseBot.from_file(settings.knowledge_base)
     try:
         async with build_worker(
             client, settings.task_queue, store, bot, max_cached_workflows=settings.max_cached_conversations
@@ -63,13 +63,18 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         store.close()
 
 
-async def main() -> None:
+async def main(bot: KnowledgeBaseBot | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await run_worker(Settings(), stop)
+    try:
+        await run_worker(Settings(), stop, bot)
+    except KnowledgeBaseError as refused:
+        # Ops can act on this one: say it in one line, not a traceback.
+        log.error("%s", refused)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -68,6 +68,14 @@ def closed_note(agent: Agent, outcome: Outcome) -> str:
 
 HUMAN_REQUESTED_NOTE = "The customer asked for a person"
 
+BOT_UNAVAILABLE_ANSWER = (
+    'Sorry, I can\'t answer that right now. You can rephrase, or say "talk to a human" and a member of our team '
+    "will help."
+)
+"""What the customer sees when the bot could not answer a message after all its attempts: a
+fixed text here rather than the knowledge base's fallback, because it must not depend on the
+bot (which is what failed) nor on which worker's configuration replays the workflow."""
+
 CLOSED_MESSAGE = "the conversation is closed and accepts nothing more"
 """Why a closed conversation refuses a command, wherever that is found out."""
 

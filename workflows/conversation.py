@@ -19,17 +19,24 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.conversation import ConversationActivities
     from handoff import search_attributes
-    from handoff.lifecycle import TRANSCRIPT_KEPT_ACROSS_RUNS, Conversation, Rejected, new_state
+    from handoff.lifecycle import (
+        BOT_UNAVAILABLE_ANSWER,
+        TRANSCRIPT_KEPT_ACROSS_RUNS,
+        Conversation,
+        Rejected,
+        new_state,
+    )
     from handoff.models import (
         AgentCommand,
         AgentReply,
         BotAnswered,
         BotQuestion,
+        BotReply,
         Close,
         Command,
         ConversationInput,
@@ -44,10 +51,22 @@ with workflow.unsafe.imports_passed_through():
 
 AgentCommandT = TypeVar("AgentCommandT", bound="AgentCommand")
 
-# Activities retry until they succeed: a conversation waits out an outage rather than fail.
+# Recording retries until it succeeds: a conversation waits out a database outage rather than fail.
 BOT_ANSWER_TIMEOUT = timedelta(seconds=10)
 RECORD_TIMEOUT = timedelta(seconds=30)
 ACTIVITY_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=15))
+
+BOT_ANSWER_ATTEMPTS = 5
+"""A bot answer is tried this often, then the customer gets `BOT_UNAVAILABLE_ANSWER`: no message
+can hold a conversation (or a worker slot) for ever. Attempts are counted only when a worker ran
+one and it failed or timed out, so a Temporal or worker outage, where nothing runs, costs none
+(which is why there is no schedule-to-close timeout: it would count time spent waiting for a
+worker). Five attempts take at most about 5 × 10 s plus 3 s of backoff."""
+BOT_ANSWER_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    maximum_interval=timedelta(seconds=15),
+    maximum_attempts=BOT_ANSWER_ATTEMPTS,
+)
 
 # One RecordFacts call stays well under Temporal's 2 MB payload limit.
 RECORD_BATCH_FACTS = 500
@@ -246,8 +265,14 @@ class ConversationWorkflow:
                     ConversationActivities.bot_answer,
                     BotQuestion(text=self._conversation.entry(seq).text, record=record),
                     start_to_close_timeout=BOT_ANSWER_TIMEOUT,
-                    retry_policy=ACTIVITY_RETRY,
+                    retry_policy=BOT_ANSWER_RETRY,
                 )
+            except ActivityError as failed:
+                # Every attempt failed. Histories recorded before the attempt limit never reach
+                # this branch (their answers retried without end), so they replay unchanged.
+                # The carried facts stay in the outbox: the recorder or the next answer writes them.
+                workflow.logger.warning("Bot answer failed after all attempts: %s", type(failed.cause).__name__)
+                reply = BotReply(text=BOT_UNAVAILABLE_ANSWER)
             finally:
                 self._bot_busy = self._bot_carrying = False
             if reply.recorded:

@@ -12,12 +12,10 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
-from handoff.bot import DEFAULT_KNOWLEDGE_BASE
 from handoff.client import HandoffClient, HandoffError
 from handoff.models import Agent, ConversationSummary, Outcome, TranscriptEntry
 from tests.faults.harness import pending_activities, wait_until
@@ -67,7 +65,7 @@ class Close:
 Step = Say | TakeOver | Reply | HandBack | Close
 
 # The one customer message the default bot can only answer with its fallback; the slow test
-# knowledge base (see `slow_knowledge_base`) takes practically forever over it.
+# worker (tests/faults/slow_worker.py) never finishes answering it.
 SLOW_QUESTION = "Does my warranty cover accidental damage to the screen?"
 
 REFERENCE: list[tuple[str, Step]] = [
@@ -264,24 +262,6 @@ class Conversation:
             f"conversation {self.id} idle",
             self.timeout,
         )
-
-
-SLOW_PATTERN = r"(?=.*\bwarranty\b)^(\w+\s?)+$"
-"""Matches nothing in practice, but over SLOW_QUESTION it backtracks for hours (nested
-quantifiers): a bot answer that stays in flight until the test kills the worker."""
-
-
-def slow_knowledge_base(directory: Path) -> Path:
-    """The shipped knowledge base plus one last answer whose pattern is SLOW_PATTERN.
-
-    Every other message of the scripts is answered before that pattern is tried, so the bot
-    answers exactly as the shipped one, only SLOW_QUESTION takes forever: a stand-in for a
-    slow bot backend that makes "killed during a bot answer" deterministic.
-    """
-    path = directory / "slow_knowledge_base.toml"
-    extra = f"\n[[answers]]\npatterns = ['{SLOW_PATTERN}']\nanswer = \"Never given.\"\n"
-    path.write_text(DEFAULT_KNOWLEDGE_BASE.read_text(encoding="utf-8") + extra, encoding="utf-8")
-    return path
 
 
 class Load:

@@ -35,7 +35,6 @@ from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
-from handoff.bot import DEFAULT_KNOWLEDGE_BASE
 from handoff.client import HandoffClient, workflow_id
 from handoff.converter import data_converter
 from handoff.devserver import DevServer, free_port
@@ -69,7 +68,7 @@ class WorkerProcess:
     task_queue: str
     database_url: str
     log_file: Path
-    knowledge_base: Path = DEFAULT_KNOWLEDGE_BASE
+    slow_bot: bool = False  # tests/faults/slow_worker.py: never answers SLOW_QUESTION
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -92,13 +91,12 @@ class WorkerProcess:
             "HANDOFF_TEMPORAL_ADDRESS": self.temporal_address,
             "HANDOFF_TASK_QUEUE": self.task_queue,
             "HANDOFF_DATABASE_URL": self.database_url,
-            "HANDOFF_KNOWLEDGE_BASE": str(self.knowledge_base),
         }
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, str(ROOT / "worker.py")],
+                [sys.executable, "-m", "tests.faults.slow_worker"] if self.slow_bot else [sys.executable, "worker.py"],
                 cwd=ROOT,
                 env=env,
                 stdout=log,
@@ -147,16 +145,14 @@ class Workers:
     log_dir: Path
     started: list[WorkerProcess] = field(default_factory=list)
 
-    async def start(
-        self, knowledge_base: Path = DEFAULT_KNOWLEDGE_BASE, *, temporal_address: str | None = None
-    ) -> WorkerProcess:
+    async def start(self, *, slow_bot: bool = False, temporal_address: str | None = None) -> WorkerProcess:
         """A new worker process, polling once this returns; `temporal_address` e.g. a `TcpProxy`."""
         worker = WorkerProcess(
             temporal_address or self.temporal_address,
             self.task_queue,
             self.database_url,
             self.log_dir / f"worker-{len(self.started) + 1}.log",
-            knowledge_base,
+            slow_bot,
         )
         self.started.append(worker)
         await asyncio.to_thread(worker.start)

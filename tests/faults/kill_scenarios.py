@@ -24,7 +24,7 @@ from pathlib import Path
 from temporalio.api.enums.v1 import EventType
 
 from handoff.client import workflow_id
-from tests.faults.conversations import Conversation, slow_knowledge_base
+from tests.faults.conversations import Conversation
 from tests.faults.harness import (
     Attempt,
     Lab,
@@ -69,7 +69,7 @@ def db_file(lab: Lab) -> Path:
 
 
 async def kill_in_bot_answer(lab: Lab) -> Killed:
-    first = await lab.workers.start(slow_knowledge_base(lab.workers.log_dir))
+    first = await lab.workers.start(slow_bot=True)
     conversation = Conversation(lab.handoff, new_id())
     await conversation.play_until("bot_answer")
     await conversation.act()
@@ -83,7 +83,7 @@ async def kill_with_activities_in_flight(lab: Lab) -> Killed:
 
     The hand-back's facts are being written (blocked on the lock) when the customer's next
     message comes in; its bot answer is the slow one."""
-    first = await lab.workers.start(slow_knowledge_base(lab.workers.log_dir))
+    first = await lab.workers.start(slow_bot=True)
     conversation = Conversation(lab.handoff, new_id())
     await conversation.play_until("hand_back")
     await conversation.wait_idle()
