@@ -16,8 +16,17 @@ authentication, raises `PayloadDecryptionError` naming the key id: a worker then
 workflow task and retries it, so nothing is dropped, and the conversation continues as
 soon as the key is configured.
 
-Payloads without our encoding (e.g. a signal sent by hand with `temporal workflow signal`)
-pass through undecoded; the converter and the workflow's validation judge them as usual.
+Only payloads this codec can authenticate are believed. AES-GCM proves that a payload was
+written by a holder of a key; one without our encoding (e.g. a signal sent by hand with
+`temporal workflow signal`, or by any client without the keys) proves nothing, and the workflow
+trusts what a command says (which agent sends it). So `decode` turns such a payload into one of
+encoding `binary/unauthenticated`, which no payload converter reads: the SDK then fails that
+one handler's argument conversion, so an unauthenticated signal is logged and dropped and an
+unauthenticated update is rejected, while the workflow goes on. Raising here instead would fail
+the whole workflow task, retried for ever: one forged signal would stop the conversation.
+What Temporal legitimately sends unencrypted is not codec'd at all (search attributes, and
+headers, which the worker does not decode), and server-made failures (timeouts) carry no
+payloads. The codec endpoint for operators (`decode_for_display`) shows such payloads as sent.
 """
 
 from __future__ import annotations
@@ -40,6 +49,9 @@ from handoff import local_secrets
 from handoff.config import Settings
 
 ENCODING = b"binary/encrypted"
+UNAUTHENTICATED = b"binary/unauthenticated"
+"""What an unencrypted payload decodes to: an encoding no payload converter accepts."""
+ORIGINAL_ENCODING = "unauthenticated-encoding"
 KEY_ID = "encryption-key-id"
 NONCE_BYTES = 12
 TAG_BYTES = 16
@@ -151,14 +163,23 @@ class EncryptionCodec(PayloadCodec):
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self.decrypt(p) for p in payloads]
 
+    async def decode_for_display(self, payloads: Sequence[Payload]) -> list[Payload]:
+        """Decode for a person to read (the codec endpoint): unencrypted payloads as they were sent."""
+        return [self.decrypt(p, trust_plain=True) for p in payloads]
+
     def encrypt(self, payload: Payload) -> Payload:
         nonce = os.urandom(NONCE_BYTES)
         data = nonce + self._current_cipher.encrypt(nonce, payload.SerializeToString(), None)
         return Payload(metadata={"encoding": ENCODING, KEY_ID: self._current_id}, data=data)
 
-    def decrypt(self, payload: Payload) -> Payload:
+    def decrypt(self, payload: Payload, *, trust_plain: bool = False) -> Payload:
         if payload.metadata.get("encoding") != ENCODING:
-            return payload
+            if trust_plain:
+                return payload
+            # Not ours: keep nothing of its content, so nothing can read it as data.
+            return Payload(
+                metadata={"encoding": UNAUTHENTICATED, ORIGINAL_ENCODING: payload.metadata.get("encoding", b"")}
+            )
         key_id = payload.metadata.get(KEY_ID, b"").decode("utf-8", "replace")
         if not key_id:
             raise PayloadDecryptionError("the encrypted payload names no key id (metadata 'encryption-key-id')")

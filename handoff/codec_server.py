@@ -140,7 +140,7 @@ def codec_router(settings: Settings, codec: EncryptionCodec | None = None) -> AP
 
     async def decode(request: Request) -> Response:
         """Decrypt payloads (what the UI calls to show history)."""
-        return await apply(request, the_codec.decode)
+        return await apply(request, the_codec.decode_for_display)
 
     async def encode(request: Request) -> Response:
         """Encrypt payloads with the current key (what the UI calls to send a signal by hand)."""

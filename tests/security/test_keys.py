@@ -15,6 +15,7 @@ from temporalio.api.common.v1 import Payload
 from handoff.codec import (
     ENCODING,
     KEY_ID,
+    UNAUTHENTICATED,
     EncryptionCodec,
     EncryptionConfigError,
     PayloadDecryptionError,
@@ -90,10 +91,18 @@ async def test_a_different_key_under_the_same_id_or_an_altered_payload_fails_aut
         await decrypt(keyed(TEST_KEYS), [nameless])
 
 
-async def test_payloads_not_encrypted_by_handoff_pass_through_to_the_converter() -> None:
-    """E.g. a signal sent by hand with `temporal workflow signal`: the workflow validates it as usual."""
+async def test_payloads_not_encrypted_by_handoff_are_not_believed() -> None:
+    """E.g. a signal sent by hand with `temporal workflow signal` by someone without the keys: no
+    converter reads it (the workflow drops such a signal, refuses such an update; see
+    tests/security/test_forged_commands.py), and nothing of its content is kept."""
     plain = data_converter(keyed(TEST_KEYS)).payload_converter.to_payloads([CustomerMessage(text="hi")])
-    assert await decrypt(keyed(TEST_KEYS), plain) == "hi"
+    [decoded] = await EncryptionCodec.from_settings(keyed(TEST_KEYS)).decode(plain)
+    assert decoded.metadata["encoding"] == UNAUTHENTICATED
+    assert decoded.data == b""
+    with pytest.raises(KeyError, match="Unknown payload encoding binary/unauthenticated"):
+        await decrypt(keyed(TEST_KEYS), plain)
+    # The operators' codec endpoint shows it as it was sent.
+    assert await EncryptionCodec.from_settings(keyed(TEST_KEYS)).decode_for_display(plain) == plain
 
 
 @pytest.mark.parametrize(
