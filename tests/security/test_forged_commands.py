@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from handoff.client import workflow_id
@@ -49,8 +50,10 @@ async def test_commands_without_the_keys_are_dropped_or_refused_and_the_conversa
     # outsider reads it through a converter with the keys, as an operator would).
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await forged.execute_update("Reply", AgentReply(agent=IMPOSTOR, text=FORGED_TEXT))
-    decoded = await handoff.temporal.data_converter.decode_failure(refused.value.cause.failure)  # type: ignore[union-attr]
-    assert "Encoded failure" in str(refused.value.cause)  # all the outsider learns
+    cause = refused.value.cause
+    assert isinstance(cause, ApplicationError) and cause.failure is not None
+    decoded = await handoff.temporal.data_converter.decode_failure(cause.failure)
+    assert "Encoded failure" in str(cause)  # all the outsider learns
     assert "Failed decoding arguments" in str(decoded)
     assert "Unknown payload encoding binary/unauthenticated" in str(decoded.__cause__)
 
