@@ -23,5 +23,15 @@ def test_the_codec_endpoint_is_closed_by_default_and_where_the_ui_looks_for_it()
     endpoint = ui["environment"]["TEMPORAL_CODEC_ENDPOINT"]
     assert endpoint.endswith("http://localhost:8000/codec}")  # the API's port and the router's prefix
     assert "8000:8000" in services["api"]["ports"]
-    ui_origin = f"http://localhost:{ui['ports'][0].split(':')[0]}"
-    assert ui_origin in api["HANDOFF_CODEC_CORS_ORIGINS"]
+    # The UI's origin when published on loopback as the file's comment shows.
+    assert "http://localhost:8080" in api["HANDOFF_CODEC_CORS_ORIGINS"]
+
+
+def test_no_temporal_port_is_published() -> None:
+    """Whoever reaches Temporal's gRPC port can drive every workflow; its UI shows them all.
+    Only Handoff's API is published; Temporal and its UI are reached over compose's network."""
+    services = compose()["services"]
+    published = {name: service["ports"] for name, service in services.items() if service.get("ports")}
+    assert published == {"api": ["8000:8000"]}
+    assert services["worker"]["environment"]["HANDOFF_TEMPORAL_ADDRESS"] == "temporal:7233"
+    assert services["temporal-ui"]["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
