@@ -20,7 +20,7 @@ from temporalio.worker import Worker
 from activities import ConversationActivities
 from handoff.bot import KnowledgeBaseBot, KnowledgeBaseError
 from handoff.config import Settings
-from handoff.converter import data_converter
+from handoff.connection import TemporalTlsError, connect_temporal
 from handoff.store import Store
 from workflows import ConversationWorkflow
 
@@ -48,9 +48,7 @@ def build_worker(client: Client, task_queue: str, store: Store, bot: KnowledgeBa
 async def run_worker(settings: Settings, stop: asyncio.Event, bot: KnowledgeBaseBot | None = None) -> None:
     """Run until `stop` is set, then shut down gracefully; `bot` defaults to the configured knowledge base."""
     bot = bot or KnowledgeBaseBot.from_file(settings.knowledge_base)  # a refused pattern stops us here
-    client = await Client.connect(
-        settings.temporal_address, namespace=settings.namespace, data_converter=data_converter(settings)
-    )
+    client = await connect_temporal(settings)
     store = Store(settings.database_url)
     try:
         async with build_worker(
@@ -71,7 +69,7 @@ async def main(bot: KnowledgeBaseBot | None = None) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await run_worker(Settings(), stop, bot)
-    except KnowledgeBaseError as refused:
+    except (KnowledgeBaseError, TemporalTlsError) as refused:
         # Ops can act on this one: say it in one line, not a traceback.
         log.error("%s", refused)
         raise SystemExit(2) from None

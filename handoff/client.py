@@ -23,7 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from handoff import search_attributes
 from handoff.config import Settings
-from handoff.converter import data_converter
+from handoff.connection import connect_temporal
 from handoff.lifecycle import CLOSED_MESSAGE, MAX_CUSTOMER_ID_CHARS, Rejected, RejectionCode, check_text
 from handoff.models import (
     Agent,
@@ -102,10 +102,7 @@ class HandoffClient:
     @classmethod
     async def connect(cls, settings: Settings | None = None, store: Store | None = None) -> HandoffClient:
         settings = settings or Settings()
-        client = await Client.connect(
-            settings.temporal_address, namespace=settings.namespace, data_converter=data_converter(settings)
-        )
-        return cls(client, settings.task_queue, store)
+        return cls(await connect_temporal(settings), settings.task_queue, store)
 
     def handle(self, conversation_id: str) -> WorkflowHandle[Any, ConversationSummary]:
         return self.temporal.get_workflow_handle_for(ConversationWorkflow.run, workflow_id(conversation_id))

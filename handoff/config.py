@@ -17,6 +17,14 @@ class Settings(BaseSettings):
 
     temporal_address: str = "localhost:7233"
     namespace: str = "default"
+    # TLS to Temporal (handoff/connection.py): plain gRPC unless one of these is set. `temporal_tls`
+    # verifies the server with the system's roots; a CA file (PEM) with a private CA; a client
+    # certificate and key make it mutual TLS; `temporal_tls_server_name` overrides the name checked.
+    temporal_tls: bool = False
+    temporal_tls_ca_file: Path | None = None
+    temporal_tls_cert_file: Path | None = None
+    temporal_tls_key_file: Path | None = None
+    temporal_tls_server_name: str | None = None
     task_queue: str = TASK_QUEUE
     # SQLite file by default; e.g. postgresql+psycopg://user@host:5432/handoff in production.
     database_url: str = "sqlite:///.handoff/handoff.db"

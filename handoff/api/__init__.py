@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from temporalio.client import Client
 
 from handoff.agents import AgentDirectory
 from handoff.api.deps import Services
@@ -23,7 +22,7 @@ from handoff.api.routes import agents, customer, history, live
 from handoff.client import HandoffClient
 from handoff.codec_server import codec_router
 from handoff.config import Settings
-from handoff.converter import data_converter
+from handoff.connection import connect_temporal
 from handoff.customer_tokens import CustomerTokens, load_secret
 from handoff.store import Store
 
@@ -48,12 +47,7 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         own_store = s.store is None
         if s.client is None:
-            temporal = await Client.connect(
-                settings.temporal_address,
-                namespace=settings.namespace,
-                data_converter=data_converter(settings),
-                lazy=True,
-            )
+            temporal = await connect_temporal(settings, lazy=True)
             s.client = HandoffClient(temporal, settings.task_queue)
         if s.store is None:
             s.store = Store(settings.database_url)

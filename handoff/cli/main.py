@@ -23,6 +23,7 @@ from handoff.agents import AgentsFileError
 from handoff.bot import KnowledgeBaseError
 from handoff.client import HandoffError
 from handoff.codec import EncryptionConfigError, PayloadDecryptionError
+from handoff.connection import TemporalTlsError
 
 T = TypeVar("T")
 
@@ -107,6 +108,7 @@ REPORTED = (
     HandoffError,
     AgentsFileError,
     KnowledgeBaseError,
+    TemporalTlsError,
     EncryptionConfigError,
     PayloadDecryptionError,
     sqlalchemy.exc.OperationalError,
