@@ -11,18 +11,52 @@ encrypted too (they can quote data, e.g. a database error's parameters); Tempora
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.api.common.v1 import Payload
+from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, EncodingPayloadConverter
+from temporalio.exceptions import ApplicationError
 
-from handoff.codec import EncryptionCodec
+from handoff.codec import UNAUTHENTICATED, EncryptionCodec
 from handoff.config import Settings
+
+UNAUTHENTICATED_ERROR = "UnauthenticatedPayload"
+UNAUTHENTICATED_MESSAGE = (
+    "refused: the payload is not encrypted with a Handoff key (only processes holding the encryption keys can "
+    "start, signal or update a conversation)"
+)
+
+
+class RefuseUnauthenticated(EncodingPayloadConverter):
+    """Reads what the codec marks `binary/unauthenticated` (a payload not encrypted with our keys)
+    by refusing it with a non-retryable `ApplicationError`, which the SDK turns into: a dropped
+    signal, a rejected update, a failed query, and a failed (not stuck) workflow for a start."""
+
+    @property
+    def encoding(self) -> str:
+        return UNAUTHENTICATED.decode()
+
+    def to_payload(self, value: Any) -> Payload | None:
+        return None  # never writes: only refuses what the codec marked
+
+    def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
+        raise ApplicationError(UNAUTHENTICATED_MESSAGE, type=UNAUTHENTICATED_ERROR, non_retryable=True)
+
+
+class HandoffPayloadConverter(PydanticPayloadConverter):
+    """The pydantic payload converter, plus the refusal of unauthenticated payloads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.converters = {**self.converters, UNAUTHENTICATED: RefuseUnauthenticated()}
 
 
 def data_converter(settings: Settings | None = None) -> DataConverter:
     """The pydantic converter with the payload codec for `settings`' keys (default: the environment's)."""
     return dataclasses.replace(
         pydantic_data_converter,
+        payload_converter_class=HandoffPayloadConverter,
         payload_codec=EncryptionCodec.from_settings(settings or Settings()),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )

@@ -9,13 +9,15 @@ the conversation goes on.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from handoff.client import workflow_id
+from handoff.client import HandoffClient, workflow_id
 from handoff.models import Agent, AgentReply, CustomerMessage, Status, TakeOver
 from tests.helpers import ALICE, customer_view, eventually, new_id, wait_for_entries
 from tests.security.conftest import Engine
@@ -54,8 +56,12 @@ async def test_commands_without_the_keys_are_dropped_or_refused_and_the_conversa
     assert isinstance(cause, ApplicationError) and cause.failure is not None
     decoded = await handoff.temporal.data_converter.decode_failure(cause.failure)
     assert "Encoded failure" in str(cause)  # all the outsider learns
-    assert "Failed decoding arguments" in str(decoded)
-    assert "Unknown payload encoding binary/unauthenticated" in str(decoded.__cause__)
+    assert isinstance(decoded, ApplicationError)
+    assert decoded.type == "UnauthenticatedPayload"
+    assert decoded.message == (
+        "refused: the payload is not encrypted with a Handoff key (only processes holding the encryption keys can "
+        "start, signal or update a conversation)"
+    )
 
     # The update's answer came after the signals were handled; a real message proves it too.
     await handoff.send_message(conversation_id, "How do I reset my password?")
@@ -82,3 +88,20 @@ async def test_commands_without_the_keys_are_dropped_or_refused_and_the_conversa
     assert shown[-1] == ("agent", "Hi, I'm Alice.")
     assert all(FORGED_TEXT not in text for _, text in shown)
     assert await eventually(lambda: handoff.summary(conversation_id), lambda s: s.agent == ALICE)
+
+
+async def test_a_conversation_started_without_the_keys_fails_at_once_rather_than_retry(
+    private: Engine, outsider: Client
+) -> None:
+    """Its input is refused like any command: the run fails with the reason, and no worker
+    retries its first workflow task for ever."""
+    conversation_id = new_id()
+    await HandoffClient(outsider, private.handoff.task_queue).start_or_message(
+        conversation_id, "customer-outsider", "hello"
+    )
+    handle = private.handoff.temporal.get_workflow_handle(workflow_id(conversation_id))
+    with pytest.raises(WorkflowFailureError) as failed:
+        await asyncio.wait_for(handle.result(), timeout=30)
+    assert isinstance(failed.value.cause, ApplicationError)
+    assert failed.value.cause.type == "UnauthenticatedPayload"
+    assert private.store.facts(conversation_id) == []

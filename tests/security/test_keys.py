@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload
+from temporalio.exceptions import ApplicationError
 
 from handoff.codec import (
     ENCODING,
@@ -99,8 +100,10 @@ async def test_payloads_not_encrypted_by_handoff_are_not_believed() -> None:
     [decoded] = await EncryptionCodec.from_settings(keyed(TEST_KEYS)).decode(plain)
     assert decoded.metadata["encoding"] == UNAUTHENTICATED
     assert decoded.data == b""
-    with pytest.raises(KeyError, match="Unknown payload encoding binary/unauthenticated"):
+    with pytest.raises(ApplicationError, match="not encrypted with a Handoff key") as refused:
         await decrypt(keyed(TEST_KEYS), plain)
+    assert refused.value.type == "UnauthenticatedPayload"
+    assert refused.value.non_retryable
     # The operators' codec endpoint shows it as it was sent.
     assert await EncryptionCodec.from_settings(keyed(TEST_KEYS)).decode_for_display(plain) == plain
 

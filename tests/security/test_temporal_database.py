@@ -53,8 +53,8 @@ async def test_the_temporal_database_file_holds_no_message_text(tmp_path: Path) 
             await handoff.take_over(encrypted, ALICE)
             await handoff.reply(encrypted, ALICE, f"Thanks {ENCRYPTED_TEXT.split(',')[0]}")
             await handoff.close(encrypted, ALICE, Outcome.RESOLVED)
+            # Stored as sent (the worker refuses it: handoff/converter.py), which is all the control needs.
             await around_the_codec.start_or_message(plain, "customer-control", PLAIN_TEXT)
-            await wait_for_entries(handoff, plain, 2)
     finally:
         store.close()
         await asyncio.to_thread(server.stop)
