@@ -20,10 +20,12 @@ Only payloads this codec can authenticate are believed. AES-GCM proves that a pa
 written by a holder of a key; one without our encoding (e.g. a signal sent by hand with
 `temporal workflow signal`, or by any client without the keys) proves nothing, and the workflow
 trusts what a command says (which agent sends it). So `decode` turns such a payload into one of
-encoding `binary/unauthenticated`, which no payload converter reads: the SDK then fails that
-one handler's argument conversion, so an unauthenticated signal is logged and dropped and an
-unauthenticated update is rejected, while the workflow goes on. Raising here instead would fail
-the whole workflow task, retried for ever: one forged signal would stop the conversation.
+encoding `binary/unauthenticated` (its content dropped), which Handoff's payload converter
+refuses with a non-retryable error (handoff/converter.py): the SDK then fails that one
+handler's argument conversion, so an unauthenticated signal is logged and dropped, an update is
+rejected with the reason, and the workflow goes on; a workflow started that way fails at once.
+Raising here instead would fail the whole workflow task, retried for ever: one forged signal
+would stop the conversation.
 What Temporal legitimately sends unencrypted is not codec'd at all (search attributes, and
 headers, which the worker does not decode), and server-made failures (timeouts) carry no
 payloads. The codec endpoint for operators (`decode_for_display`) shows such payloads as sent.
