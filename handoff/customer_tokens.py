@@ -6,9 +6,9 @@ and a token can never open another conversation. The same secret derives convers
 from a client's `Idempotency-Key`, so a retried create lands on the same conversation while
 the id reveals nothing about the customer or the key.
 
-The secret comes from `HANDOFF_CUSTOMER_TOKEN_SECRET`; without it, a random secret is made
-once and kept in a file (mode 0600): `HANDOFF_CUSTOMER_TOKEN_SECRET_FILE`, else
-`customer-token.secret` next to the SQLite database file, else `.handoff/customer-token.secret`.
+The secret comes from `HANDOFF_CUSTOMER_TOKEN_SECRET`; without it, from a file (mode 0600):
+`HANDOFF_CUSTOMER_TOKEN_SECRET_FILE`, else `customer-token.secret` next to the SQLite database
+file, else `.handoff/customer-token.secret`; `handoff up` makes a random one there on first start.
 Deleting or changing the secret invalidates every customer token issued with it.
 """
 
@@ -33,17 +33,23 @@ def secret_file(settings: Settings) -> Path:
     return local_secrets.data_dir(settings) / SECRET_FILE_NAME
 
 
-def load_secret(settings: Settings) -> bytes:
-    """The configured secret, or the one kept in `secret_file`, created on first use."""
+def load_secret(settings: Settings, *, create: bool = False) -> bytes:
+    """The configured secret, or the one kept in `secret_file` (made there if `create`: `handoff up` only)."""
     if settings.customer_token_secret is not None:
         value = settings.customer_token_secret.get_secret_value()
         if len(value) < 16:
             raise ValueError("HANDOFF_CUSTOMER_TOKEN_SECRET must be at least 16 characters long")
         return value.encode("utf-8")
     path = secret_file(settings)
-    value = local_secrets.read_or_create(path, lambda: secrets.token_urlsafe(32))
+    missing = (
+        f"no customer token secret: set HANDOFF_CUSTOMER_TOKEN_SECRET (or HANDOFF_CUSTOMER_TOKEN_SECRET_FILE), "
+        f"or run this where `handoff up` keeps its data (it makes one in {path})"
+    )
+    value = local_secrets.read_or_create(path, lambda: secrets.token_urlsafe(32), create=create, missing=missing)
     if len(value) < 16:
-        raise ValueError(f"the customer token secret in {path} is empty or too short; delete the file to renew it")
+        raise local_secrets.SecretFileError(
+            f"the customer token secret in {path} is empty or too short; delete the file to renew it"
+        )
     return value.encode("ascii")
 
 

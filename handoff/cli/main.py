@@ -23,6 +23,7 @@ from handoff.agents import AgentsFileError
 from handoff.bot import KnowledgeBaseError
 from handoff.client import HandoffError
 from handoff.codec import EncryptionConfigError, PayloadDecryptionError
+from handoff.local_secrets import PRIVATE_UMASK, SecretFileError
 
 T = TypeVar("T")
 
@@ -38,6 +39,8 @@ class HandoffApp(typer.Typer):
     """
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # Whatever a command writes (databases, their -wal/-shm files, keys, logs) is private.
+        os.umask(PRIVATE_UMASK)
         try:
             super().__call__(*args, **kwargs)
             code = 0
@@ -109,6 +112,7 @@ REPORTED = (
     KnowledgeBaseError,
     EncryptionConfigError,
     PayloadDecryptionError,
+    SecretFileError,
     sqlalchemy.exc.OperationalError,
 )
 """The errors ops can act on: `report()` them; anything else is a bug and keeps its traceback."""

@@ -19,7 +19,9 @@ from rich.table import Table
 
 from handoff.agents import AgentDirectory
 from handoff.cli.main import fail
+from handoff.codec import load_keys
 from handoff.config import Settings
+from handoff.customer_tokens import load_secret
 
 if TYPE_CHECKING:
     import uvicorn
@@ -168,8 +170,13 @@ def embedded_server(folder: Path, port: int | None = None, ui_port: int | None =
 
 
 def embedded_settings(folder: Path, server: DevServer) -> Settings:
-    """Settings for `server` and a SQLite handoff.db in the same folder."""
-    return Settings(temporal_address=server.address, database_url=f"sqlite:///{folder / 'handoff.db'}")
+    """Settings for `server` and a SQLite handoff.db in the same folder, whose secrets (the
+    encryption key, the customer token secret) are made there unless configured: the embedded
+    install is the only place Handoff makes its own secrets (see handoff/local_secrets.py)."""
+    settings = Settings(temporal_address=server.address, database_url=f"sqlite:///{folder / 'handoff.db'}")
+    load_keys(settings, create=True)
+    load_secret(settings, create=True)
+    return settings
 
 
 def start_embedded(server: DevServer, out: Console, what: str, *, log_hint: bool = True) -> None:

@@ -36,6 +36,7 @@ from handoff.cli.servers import (
 )
 from handoff.client import HandoffClient
 from handoff.config import Settings
+from handoff.local_secrets import PRIVATE_UMASK, make_private_dir
 
 if TYPE_CHECKING:
     from handoff.devserver import DevServer
@@ -78,8 +79,10 @@ def up(
     from handoff.api import create_app
 
     data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    # Transcripts, keys and secrets: the folder and everything in it are the owner's only.
+    previous_umask = os.umask(PRIVATE_UMASK)
     try:
+        make_private_dir(data_dir)
         with data_dir_lock(data_dir):
             check_free("127.0.0.1", temporal_port, "Temporal gRPC")
             if ui_port:
@@ -95,6 +98,8 @@ def up(
             code = run_up(server, settings, api_app, api_socket, addresses, log_level)
     except REPORTED as e:
         report(e)
+    finally:
+        os.umask(previous_umask)
     raise typer.Exit(code)
 
 

@@ -17,6 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from handoff.api import create_app
 from handoff.client import HandoffClient
 from handoff.config import Settings
+from handoff.customer_tokens import load_secret
 from handoff.store import Store
 from tests.api.helpers import ALICE, bearer, ok, refused
 from tests.helpers import new_id
@@ -44,6 +45,7 @@ async def app_on(port: int, data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(
         temporal_address=f"127.0.0.1:{port}",
         database_url=f"sqlite:///{data_dir / 'handoff.db'}",
+        customer_token_secret=SecretStr("a-secret-of-enough-length"),
         api_temporal_timeout=1.0,
     )
     app = create_app(settings)
@@ -86,6 +88,7 @@ async def test_a_temporal_that_never_answers_is_a_503_within_the_timeout(data_di
 
 async def test_the_customer_token_secret_is_made_once_and_kept_next_to_the_database(data_dir: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{data_dir / 'db' / 'handoff.db'}")
+    load_secret(settings, create=True)  # what `handoff up` does at start-up
     first = create_app(settings).state.services.tokens.token("abc")
     secret_file = data_dir / "db" / "customer-token.secret"
     assert secret_file.stat().st_mode & 0o777 == 0o600
