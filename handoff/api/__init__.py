@@ -18,7 +18,8 @@ from temporalio.client import Client
 
 from handoff.agents import AgentDirectory
 from handoff.api.deps import Services
-from handoff.api.errors import BodyLimit, install_error_handlers
+from handoff.api.docs import install_docs
+from handoff.api.errors import BodyLimit, NoStore, install_error_handlers
 from handoff.api.routes import agents, customer, history, live
 from handoff.client import HandoffClient
 from handoff.codec_server import codec_router
@@ -71,10 +72,14 @@ def create_app(
         summary="Customer-support conversations: bot, waiting, human, closed.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by `install_docs`, from installed files instead of a CDN
+        redoc_url=None,
     )
     app.state.services = s
     app.add_middleware(BodyLimit)
+    app.add_middleware(NoStore)
     install_error_handlers(app)
+    install_docs(app)
     # Customer routes first: POST /conversations starts one, GET /conversations is the history.
     for router in (customer.router, agents.router, history.router, live.router):
         app.include_router(router)
