@@ -308,7 +308,7 @@ class Up:
 async def test_up_serves_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     up = Up(data_dir, tmp_path / "up-1.log")
-    alice = {"Authorization": "Bearer alice-token"}
+    alice = {"Authorization": "Bearer alice-demo-token-not-secret"}
     try:
         up.start()
         await up.wait_serving()
@@ -318,8 +318,8 @@ async def test_up_serves_stops_cleanly_and_resumes(tmp_path: Path) -> None:
             f"127.0.0.1:{up.temporal}",
             f"http://127.0.0.1:{up.ui}",
             str(data_dir),
-            "alice-token",
-            "bob-token",
+            "alice-demo-token-not-secret",
+            "bob-demo-token-not-secret",
         ]:
             assert line in banner, banner
 
@@ -390,3 +390,15 @@ async def test_up_refuses_to_start_with_a_clear_message(tmp_path: Path) -> None:
     args = ["--port", str(free_port()), "--temporal-port", str(free_port()), "--ui-port", "0"]
     result = await cli({"HANDOFF_AGENTS_FILE": str(bad)}, "up", *args, "--data-dir", str(tmp_path))
     failed_cleanly(result, "needs a non-empty name, token")
+
+
+@pytest.mark.parametrize("command", ["api", "up"])
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "api.example.org"])
+def test_the_public_demo_agents_are_refused_off_loopback(tmp_path: Path, command: str, host: str) -> None:
+    """The Docker image's `handoff api --host 0.0.0.0` served the public demo tokens (issue 13, 6b)."""
+    data_dir = tmp_path / "data"
+    args = [command, "--host", host, "--port", "0"] + (["--data-dir", str(data_dir)] if command == "up" else [])
+    result = invoke({"HANDOFF_AGENTS_FILE": None}, *args)
+    failed_cleanly(result, f"refusing to listen on {host} with the demo agents, whose tokens are public")
+    assert "set HANDOFF_AGENTS_FILE" in result.output
+    assert not data_dir.exists()  # refused before anything started

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import signal
 import socket
 import threading
@@ -139,6 +140,24 @@ def serve_api(api_app: Any, sock: socket.socket, log_level: str, stop: asyncio.E
     served = ServedApi(server, asyncio.ensure_future(server.serve(sockets=[sock])))
     install_stop_handlers(stop, on_second=served.force_exit)
     return served
+
+
+def refuse_public_demo_agents(host: str, settings: Settings) -> None:
+    """The demo agents' tokens are public: serving them beyond this machine would let anyone in."""
+    if settings.agents_file is None and not is_loopback(host):
+        fail(
+            f"refusing to listen on {host} with the demo agents, whose tokens are public: "
+            "set HANDOFF_AGENTS_FILE to your team's agents file, or listen on 127.0.0.1"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 def print_demo_agents(out: Console, settings: Settings) -> None:

@@ -30,6 +30,7 @@ from handoff.cli.servers import (
     embedded_server,
     embedded_settings,
     print_demo_agents,
+    refuse_public_demo_agents,
     serve_api,
     serve_until_stopped,
     start_embedded,
@@ -78,6 +79,10 @@ def up(
     """
     from handoff.api import create_app
 
+    try:
+        refuse_public_demo_agents(host, Settings())
+    except REPORTED as e:
+        report(e)
     data_dir = data_dir.resolve()
     # Transcripts, keys and secrets: the folder and everything in it are the owner's only.
     previous_umask = os.umask(PRIVATE_UMASK)

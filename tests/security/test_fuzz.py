@@ -32,7 +32,7 @@ from tests.security.conftest import CODEC_TOKEN, Engine, api_settings
 from tests.security.server import serving
 
 EXAMPLES_PER_STRATEGY = 20
-AGENT = {"Authorization": "Bearer alice-token"}
+AGENT = {"Authorization": "Bearer alice-demo-token-not-secret"}
 CODEC = {"Authorization": f"Bearer {CODEC_TOKEN}"}
 
 
