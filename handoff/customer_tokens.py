@@ -4,7 +4,9 @@ Stateless: the token is an HMAC-SHA256 of the conversation id under a server sec
 nothing is stored per conversation, any API process with the same secret can check it,
 and a token can never open another conversation. The same secret derives conversation ids
 from a client's `Idempotency-Key`, so a retried create lands on the same conversation while
-the id reveals nothing about the customer or the key.
+the id reveals nothing about the customer or the key, and fingerprints request bodies, so a
+different request under the same key is refused rather than answered with the first one's
+conversation and token (the key is no password: see handoff/api/routes/customer.py).
 
 The secret comes from `HANDOFF_CUSTOMER_TOKEN_SECRET`; without it, from a file (mode 0600):
 `HANDOFF_CUSTOMER_TOKEN_SECRET_FILE`, else `customer-token.secret` next to the SQLite database
@@ -74,3 +76,8 @@ class CustomerTokens:
     def message_id(self, conversation_id: str, idempotency_key: str) -> str:
         """A message's dedup id from the sender's key, kept in workflow state without the key itself."""
         return self._mac("message-id", conversation_id, idempotency_key).hex()[:32]
+
+    def request_digest(self, *parts: str) -> str:
+        """A request body's fingerprint, so a retry under an Idempotency-Key can be told from a
+        different request reusing it; keyed, so the stored value reveals nothing of the text."""
+        return self._mac("request-body", *parts).hex()

@@ -30,6 +30,7 @@ T = TypeVar("T")
 log = logging.getLogger("handoff.api")
 
 MAX_CONVERSATION_ID = 100  # the store's column width
+MIN_IDEMPOTENCY_KEY_CHARS = 16
 
 
 class Unauthorized(Exception):
@@ -148,9 +149,13 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        min_length=1,
+        min_length=MIN_IDEMPOTENCY_KEY_CHARS,
         max_length=200,
-        description="Retrying with the same key (and customer) never acts twice.",
+        description=(
+            "Retrying with the same key and body never acts twice; the same key with another body is a 409. "
+            f"At least {MIN_IDEMPOTENCY_KEY_CHARS} characters, random (e.g. a UUID): with the customer id it "
+            "names the conversation."
+        ),
     ),
 ]
 
@@ -159,7 +164,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for code, text in [
         (401, "Missing or wrong token."),
         (404, "No such conversation."),
-        (409, "Closed, held by another agent, or in the wrong status."),
+        (409, "Closed, held by another agent, in the wrong status, or an Idempotency-Key reused for another body."),
         (503, "Temporal is unreachable or did not answer in time."),
     ]
 }
