@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -333,6 +334,11 @@ async def test_up_serves_stops_cleanly_and_resumes(tmp_path: Path) -> None:
                 lambda: http.get(f"/conversations/{cid}", headers=alice), lambda r: r.json()["status"] == "waiting"
             )
 
+        # Transcripts, keys and Temporal's files are the owner's only (issue 13, finding 3).
+        assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in data_dir.iterdir()}
+        assert {"handoff.db", "handoff.db-wal", "temporal.db", "encryption.keys", "customer-token.secret"} <= set(modes)
+        assert modes == dict.fromkeys(modes, 0o600), modes
         # Another `up` on the same data folder is refused while this one runs.
         ports = ["--port", str(free_port()), "--temporal-port", str(free_port()), "--ui-port", "0"]
         second = await cli({}, "up", *ports, "--data-dir", str(data_dir))
