@@ -18,7 +18,7 @@ from temporalio.client import Client
 
 from handoff.agents import AgentDirectory
 from handoff.api.deps import Services
-from handoff.api.docs import install_docs
+from handoff.api.docs import ASSETS_URL, install_docs
 from handoff.api.errors import BodyLimit, NoStore, install_error_handlers
 from handoff.api.routes import agents, customer, history, live
 from handoff.client import HandoffClient
@@ -77,7 +77,7 @@ def create_app(
     )
     app.state.services = s
     app.add_middleware(BodyLimit)
-    app.add_middleware(NoStore)
+    app.add_middleware(NoStore, cacheable=f"{ASSETS_URL}/")
     install_error_handlers(app)
     install_docs(app)
     # Customer routes first: POST /conversations starts one, GET /conversations is the history.

@@ -162,13 +162,15 @@ class BodyLimit:
 
 class NoStore:
     """`Cache-Control: no-store` on every answer that sets no caching of its own: answers carry
-    customer tokens and transcripts, which no browser or proxy cache may keep."""
+    customer tokens and transcripts, which no browser or proxy cache may keep. Paths under
+    `cacheable` (the documentation's static assets) are left to the usual validation."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, cacheable: str | None = None) -> None:
         self.app = app
+        self.cacheable = cacheable
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self.cacheable and scope["path"].startswith(self.cacheable)):
             await self.app(scope, receive, send)
             return
 

@@ -138,6 +138,8 @@ async def test_every_answer_tells_caches_not_to_keep_it(api: httpx.AsyncClient) 
         await api.get("/openapi.json"),
     ]
     assert [r.headers.get("cache-control") for r in answers] == ["no-store"] * len(answers)
+    # The documentation's static assets hold nothing private: browsers may keep them.
+    assert "cache-control" not in (await api.get("/docs-assets/swagger-ui.css")).headers
 
 
 async def test_the_docs_pages_load_nothing_from_another_host(api: httpx.AsyncClient) -> None:
