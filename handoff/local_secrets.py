@@ -47,12 +47,25 @@ def data_dir(settings: Settings) -> Path:
     return DEFAULT_DATA_DIR
 
 
+DATA_FILES = (
+    "handoff.db",
+    "temporal.db",
+    "temporal.log",
+    "handoff.lock",
+    "encryption.keys",
+    "customer-token.secret",
+)
+"""What `handoff up` keeps in its data folder (SQLite's -wal, -shm and -journal files too)."""
+
+
 def make_private_dir(path: Path) -> None:
     """Create `path` (mode 0700) if needed, and take group and world access away from it and
-    from the files directly in it (e.g. a handoff.db or its -wal file left 0644 by an older version)."""
+    from Handoff's files in it (e.g. a handoff.db or its -wal file left 0644 by an older
+    version); other files are not Handoff's to change."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for item in (path, *path.iterdir()):
-        with contextlib.suppress(OSError):  # e.g. a file owned by someone else: not ours to change
+    ours = [path / name for base in DATA_FILES for name in (base, f"{base}-wal", f"{base}-shm", f"{base}-journal")]
+    for item in (path, *ours):
+        with contextlib.suppress(OSError):  # missing, or owned by someone else
             mode = item.lstat().st_mode
             if not stat.S_ISLNK(mode) and mode & 0o077:
                 os.chmod(item, stat.S_IMODE(mode) & ~0o077)

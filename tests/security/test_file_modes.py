@@ -79,7 +79,7 @@ def test_an_old_data_folder_is_made_private(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir(mode=0o755)
     data.chmod(0o755)
-    for name in ("handoff.db", "handoff.db-wal", "temporal.db"):
+    for name in ("handoff.db", "handoff.db-wal", "temporal.db", "encryption.keys", "notes.txt"):
         (data / name).write_text("x")
         (data / name).chmod(0o644)
     make_private_dir(data)
@@ -88,6 +88,8 @@ def test_an_old_data_folder_is_made_private(tmp_path: Path) -> None:
         "handoff.db": 0o600,
         "handoff.db-wal": 0o600,
         "temporal.db": 0o600,
+        "encryption.keys": 0o600,
+        "notes.txt": 0o644,  # not Handoff's: left alone
     }
 
 
