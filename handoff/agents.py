@@ -3,8 +3,10 @@
 The support team's agents live in a TOML file of `[[agents]]` tables (`id`, `name`,
 `token`) named by `HANDOFF_AGENTS_FILE`; without it, `demo_agents.toml` ships two demo
 agents whose tokens are public (the CLI prints them at start-up), so a fresh install can be
-driven with `curl` at once. Tokens are kept only as SHA-256 digests in memory, so a lookup
-compares digests and never leaks a token's prefix through timing.
+driven with `curl` at once; the CLI refuses them on any address but loopback. Every token
+must be at least 24 characters (and not deploy/agents.toml's placeholder). Tokens are kept
+only as SHA-256 digests in memory, so a lookup compares digests and never leaks a token's
+prefix through timing.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ from pathlib import Path
 from handoff.models import Agent
 
 DEMO_AGENTS_FILE = Path(__file__).with_name("demo_agents.toml")
+MIN_TOKEN_CHARS = 24
+"""An agent token is a password that never expires: short ones can be guessed."""
+PLACEHOLDER_PREFIX = "replace-with-"
+"""How deploy/agents.toml's placeholder tokens start: a deployment must not go live with them."""
+TOKEN_RECIPE = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 class AgentsFileError(ValueError):
@@ -71,12 +78,23 @@ class AgentDirectory:
             bad = [key for key, value in values.items() if not isinstance(value, str) or not value.strip()]
             if bad:
                 raise AgentsFileError(f"agents file {path}: agent #{number} needs a non-empty {', '.join(bad)}")
+            token = str(values["token"])
+            if len(token) < MIN_TOKEN_CHARS:
+                raise AgentsFileError(
+                    f"agents file {path}: agent #{number}'s token is {len(token)} characters; "
+                    f"use at least {MIN_TOKEN_CHARS} random ones ({TOKEN_RECIPE})"
+                )
+            if token.startswith(PLACEHOLDER_PREFIX):
+                raise AgentsFileError(
+                    f"agents file {path}: agent #{number} still has the placeholder token; "
+                    f"replace it with a random one ({TOKEN_RECIPE})"
+                )
             # Agent validates the id and name lengths the rest of Handoff relies on.
             try:
                 Agent(id=str(values["id"]), name=str(values["name"]))
             except ValueError as e:
                 raise AgentsFileError(f"agents file {path}: agent #{number}: {e}") from e
-            entries.append(AgentEntry(id=str(values["id"]), name=str(values["name"]), token=str(values["token"])))
+            entries.append(AgentEntry(id=str(values["id"]), name=str(values["name"]), token=token))
         try:
             return cls(entries, source=path)
         except AgentsFileError as e:
@@ -84,7 +102,7 @@ class AgentDirectory:
 
     @classmethod
     def default(cls) -> AgentDirectory:
-        """The two demo agents (alice / alice-token, bob / bob-token): for trying Handoff out only."""
+        """The two demo agents, whose tokens are public: for trying Handoff out on loopback only."""
         return cls.from_file(DEMO_AGENTS_FILE)
 
     @classmethod

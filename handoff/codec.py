@@ -129,15 +129,26 @@ def key_file(settings: Settings) -> Path:
     return local_secrets.data_dir(settings) / KEY_FILE_NAME
 
 
-def load_keys(settings: Settings) -> list[Key]:
+def load_keys(settings: Settings, *, create: bool = False) -> list[Key]:
     """The configured keys, current first; without configuration, the data folder's key file,
-    created with one new key on first use (the embedded `handoff up` default)."""
+    made with one new key if `create` (only `handoff up` does: anywhere else a new key would
+    encrypt history nobody else can read, in a folder nobody backs up)."""
     if settings.encryption_keys is not None and settings.encryption_keys.get_secret_value().strip():
         return parse_keys(settings.encryption_keys.get_secret_value(), "HANDOFF_ENCRYPTION_KEYS")
     path = key_file(settings)
     if settings.encryption_key_file is not None and not path.exists():
         raise EncryptionConfigError(f"HANDOFF_ENCRYPTION_KEY_FILE: no file at {path}")
-    return parse_keys(local_secrets.read_or_create(path, lambda: KEY_FILE_HEADER + new_key_entry()), str(path))
+    missing = (
+        f"no encryption key configured: set HANDOFF_ENCRYPTION_KEYS (or HANDOFF_ENCRYPTION_KEY_FILE), "
+        f"or run this where `handoff up` keeps its data (it makes the key {path}); see README, Security"
+    )
+    try:
+        text = local_secrets.read_or_create(
+            path, lambda: KEY_FILE_HEADER + new_key_entry(), create=create, missing=missing
+        )
+    except local_secrets.SecretFileError as e:
+        raise EncryptionConfigError(str(e)) from None
+    return parse_keys(text, str(path))
 
 
 class EncryptionCodec(PayloadCodec):

@@ -3,7 +3,9 @@ or the `temporal` CLI, without giving them the encryption keys.
 
 It follows Temporal's codec server protocol: POST `/codec/decode` and `/codec/encode` take
 and return `{"payloads": [...]}`, each payload in protobuf JSON (metadata values and data in
-base64); a bad body or a payload that cannot be decrypted is a 400 with the reason. Point
+base64); a bad body or a payload that cannot be decrypted is a 400 with the reason, and a
+body over 8 MiB (`handoff.api.errors.MAX_CODEC_BODY_BYTES`, room for a batch of large
+payloads) a 413, counted as it arrives. Point
 the UI at it with TEMPORAL_CODEC_ENDPOINT=http://<api>/codec, the CLI with
 `--codec-endpoint http://<api>/codec --codec-auth "Bearer $HANDOFF_CODEC_TOKEN"`.
 

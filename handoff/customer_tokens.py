@@ -4,11 +4,13 @@ Stateless: the token is an HMAC-SHA256 of the conversation id under a server sec
 nothing is stored per conversation, any API process with the same secret can check it,
 and a token can never open another conversation. The same secret derives conversation ids
 from a client's `Idempotency-Key`, so a retried create lands on the same conversation while
-the id reveals nothing about the customer or the key.
+the id reveals nothing about the customer or the key, and fingerprints request bodies, so a
+different request under the same key is refused rather than answered with the first one's
+conversation and token (the key is no password: see handoff/api/routes/customer.py).
 
-The secret comes from `HANDOFF_CUSTOMER_TOKEN_SECRET`; without it, a random secret is made
-once and kept in a file (mode 0600): `HANDOFF_CUSTOMER_TOKEN_SECRET_FILE`, else
-`customer-token.secret` next to the SQLite database file, else `.handoff/customer-token.secret`.
+The secret comes from `HANDOFF_CUSTOMER_TOKEN_SECRET`; without it, from a file (mode 0600):
+`HANDOFF_CUSTOMER_TOKEN_SECRET_FILE`, else `customer-token.secret` next to the SQLite database
+file, else `.handoff/customer-token.secret`; `handoff up` makes a random one there on first start.
 Deleting or changing the secret invalidates every customer token issued with it.
 """
 
@@ -33,17 +35,23 @@ def secret_file(settings: Settings) -> Path:
     return local_secrets.data_dir(settings) / SECRET_FILE_NAME
 
 
-def load_secret(settings: Settings) -> bytes:
-    """The configured secret, or the one kept in `secret_file`, created on first use."""
+def load_secret(settings: Settings, *, create: bool = False) -> bytes:
+    """The configured secret, or the one kept in `secret_file` (made there if `create`: `handoff up` only)."""
     if settings.customer_token_secret is not None:
         value = settings.customer_token_secret.get_secret_value()
         if len(value) < 16:
             raise ValueError("HANDOFF_CUSTOMER_TOKEN_SECRET must be at least 16 characters long")
         return value.encode("utf-8")
     path = secret_file(settings)
-    value = local_secrets.read_or_create(path, lambda: secrets.token_urlsafe(32))
+    missing = (
+        f"no customer token secret: set HANDOFF_CUSTOMER_TOKEN_SECRET (or HANDOFF_CUSTOMER_TOKEN_SECRET_FILE), "
+        f"or run this where `handoff up` keeps its data (it makes one in {path})"
+    )
+    value = local_secrets.read_or_create(path, lambda: secrets.token_urlsafe(32), create=create, missing=missing)
     if len(value) < 16:
-        raise ValueError(f"the customer token secret in {path} is empty or too short; delete the file to renew it")
+        raise local_secrets.SecretFileError(
+            f"the customer token secret in {path} is empty or too short; delete the file to renew it"
+        )
     return value.encode("ascii")
 
 
@@ -68,3 +76,8 @@ class CustomerTokens:
     def message_id(self, conversation_id: str, idempotency_key: str) -> str:
         """A message's dedup id from the sender's key, kept in workflow state without the key itself."""
         return self._mac("message-id", conversation_id, idempotency_key).hex()[:32]
+
+    def request_digest(self, *parts: str) -> str:
+        """A request body's fingerprint, so a retry under an Idempotency-Key can be told from a
+        different request reusing it; keyed, so the stored value reveals nothing of the text."""
+        return self._mac("request-body", *parts).hex()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from handoff import search_attributes
+from handoff.local_secrets import PRIVATE_UMASK
 
 
 def temporal_binary() -> str:
@@ -83,14 +84,18 @@ class DevServer:
         return cmd
 
     def start(self, timeout: float = 60.0) -> None:
-        self.db_file.parent.mkdir(parents=True, exist_ok=True)
+        """Start the server; its SQLite file (and -wal/-shm, which SQLite gives the same mode),
+        its log and its folder are the owner's only, as conversations' history lives there."""
+        self.db_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self.log_file is None:
-            self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.command(), stdout=subprocess.DEVNULL, start_new_session=True, umask=PRIVATE_UMASK
+            )
         else:
             # The child keeps its own copy of the file descriptor.
-            with open(self.log_file, "ab") as log:
+            with open(os.open(self.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log:
                 self.process = subprocess.Popen(
-                    self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                    self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True, umask=PRIVATE_UMASK
                 )
         self._wait_until_serving(timeout)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -91,6 +92,16 @@ facts = sa.Table(
     sa.Column("agent_name", sa.String(200)),
     sa.Column("outcome", sa.String(20)),
     sa.Index("ix_facts_conversation", "conversation_id", "number"),
+)
+
+idempotent_requests = sa.Table(
+    "idempotent_requests",
+    metadata,
+    # What the API made of a client's Idempotency-Key (an HMAC: never the key itself).
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    # An HMAC of the first request's body under the same secret: a retry must match it.
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
 )
 
 
@@ -179,7 +190,10 @@ def create_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            # Transcripts are personal data: the file is the owner's only, and so are its
+            # -wal and -shm files, which SQLite creates with the database file's mode.
+            Path(database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
         engine = sa.create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @sa.event.listens_for(engine, "connect")
@@ -212,6 +226,20 @@ class Store:
         raise NotImplementedError(f"unsupported database dialect {dialect!r}")
 
     # --- Writes.
+
+    def claim_request(self, request_id: str, digest: str, at: datetime) -> bool:
+        """Remember the first request made under `request_id`; whether `digest` is that first
+        request's (the first call, or a faithful retry), False when another request holds it.
+
+        One statement decides between concurrent first calls: the primary key lets only one in.
+        """
+        with self.engine.begin() as conn:
+            stmt = self._insert(idempotent_requests).on_conflict_do_nothing(index_elements=["request_id"])
+            conn.execute(stmt.values(request_id=request_id, digest=digest, at=at))
+            first = conn.execute(
+                sa.select(idempotent_requests.c.digest).where(idempotent_requests.c.request_id == request_id)
+            ).scalar_one()
+        return bool(first == digest)
 
     def record(self, batch: RecordBatch) -> int:
         """Write a batch of facts and the latest summary in one transaction.

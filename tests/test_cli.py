@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -308,7 +309,7 @@ class Up:
 async def test_up_serves_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     up = Up(data_dir, tmp_path / "up-1.log")
-    alice = {"Authorization": "Bearer alice-token"}
+    alice = {"Authorization": "Bearer alice-demo-token-not-secret"}
     try:
         up.start()
         await up.wait_serving()
@@ -318,8 +319,8 @@ async def test_up_serves_stops_cleanly_and_resumes(tmp_path: Path) -> None:
             f"127.0.0.1:{up.temporal}",
             f"http://127.0.0.1:{up.ui}",
             str(data_dir),
-            "alice-token",
-            "bob-token",
+            "alice-demo-token-not-secret",
+            "bob-demo-token-not-secret",
         ]:
             assert line in banner, banner
 
@@ -333,6 +334,11 @@ async def test_up_serves_stops_cleanly_and_resumes(tmp_path: Path) -> None:
                 lambda: http.get(f"/conversations/{cid}", headers=alice), lambda r: r.json()["status"] == "waiting"
             )
 
+        # Transcripts, keys and Temporal's files are the owner's only (issue 13, finding 3).
+        assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in data_dir.iterdir()}
+        assert {"handoff.db", "handoff.db-wal", "temporal.db", "encryption.keys", "customer-token.secret"} <= set(modes)
+        assert modes == dict.fromkeys(modes, 0o600), modes
         # Another `up` on the same data folder is refused while this one runs.
         ports = ["--port", str(free_port()), "--temporal-port", str(free_port()), "--ui-port", "0"]
         second = await cli({}, "up", *ports, "--data-dir", str(data_dir))
@@ -390,3 +396,15 @@ async def test_up_refuses_to_start_with_a_clear_message(tmp_path: Path) -> None:
     args = ["--port", str(free_port()), "--temporal-port", str(free_port()), "--ui-port", "0"]
     result = await cli({"HANDOFF_AGENTS_FILE": str(bad)}, "up", *args, "--data-dir", str(tmp_path))
     failed_cleanly(result, "needs a non-empty name, token")
+
+
+@pytest.mark.parametrize("command", ["api", "up"])
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "api.example.org"])
+def test_the_public_demo_agents_are_refused_off_loopback(tmp_path: Path, command: str, host: str) -> None:
+    """The Docker image's `handoff api --host 0.0.0.0` served the public demo tokens (issue 13, 6b)."""
+    data_dir = tmp_path / "data"
+    args = [command, "--host", host, "--port", "0"] + (["--data-dir", str(data_dir)] if command == "up" else [])
+    result = invoke({"HANDOFF_AGENTS_FILE": None}, *args)
+    failed_cleanly(result, f"refusing to listen on {host} with the demo agents, whose tokens are public")
+    assert "set HANDOFF_AGENTS_FILE" in result.output
+    assert not data_dir.exists()  # refused before anything started

@@ -17,7 +17,8 @@ from fastapi import FastAPI
 
 from handoff.agents import AgentDirectory
 from handoff.api.deps import Services
-from handoff.api.errors import BodyLimit, install_error_handlers
+from handoff.api.docs import ASSETS_URL, install_docs
+from handoff.api.errors import BodyLimit, NoStore, install_error_handlers
 from handoff.api.routes import agents, customer, history, live
 from handoff.client import HandoffClient
 from handoff.codec_server import codec_router
@@ -65,10 +66,14 @@ def create_app(
         summary="Customer-support conversations: bot, waiting, human, closed.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by `install_docs`, from installed files instead of a CDN
+        redoc_url=None,
     )
     app.state.services = s
     app.add_middleware(BodyLimit)
+    app.add_middleware(NoStore, cacheable=f"{ASSETS_URL}/")
     install_error_handlers(app)
+    install_docs(app)
     # Customer routes first: POST /conversations starts one, GET /conversations is the history.
     for router in (customer.router, agents.router, history.router, live.router):
         app.include_router(router)

@@ -7,6 +7,7 @@ agent calls carry an agent token from the agents file (see `handoff.agents`).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,8 +27,10 @@ from handoff.models import Agent
 from handoff.store import Store
 
 T = TypeVar("T")
+log = logging.getLogger("handoff.api")
 
 MAX_CONVERSATION_ID = 100  # the store's column width
+MIN_IDEMPOTENCY_KEY_CHARS = 16
 
 
 class Unauthorized(Exception):
@@ -65,24 +68,36 @@ class Services:
         return self.store
 
     async def temporal(self, call: Awaitable[T], *, command: bool = False) -> T:
-        """Await a Temporal call, bounded in time; an outage becomes `TemporalUnavailable` (503)."""
+        """Await a Temporal call, bounded in time; an outage becomes `TemporalUnavailable` (503).
+
+        The client is told only that Temporal is unavailable and whether a command may still
+        take effect: the details (addresses, gRPC status and text) are for the operators' log."""
         timeout = self.settings.api_temporal_timeout
         try:
             return await asyncio.wait_for(call, timeout)
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             # An update cancelled by the timeout surfaces as the latter.
             queue = self.client.task_queue if self.client else self.settings.task_queue
-            message = f"Temporal did not answer within {timeout:g} s (is it up, with a worker polling {queue!r}?)"
-            if command:
-                message += "; the command may still take effect, check GET /conversations/{id}"
-            raise TemporalUnavailable(message) from None
+            log.warning("Temporal did not answer within %g s (is it up, with a worker polling %r?)", timeout, queue)
+            raise TemporalUnavailable(unavailable(command, may_take_effect=True)) from None
         except RPCError as e:
-            raise TemporalUnavailable(f"Temporal refused the call ({e.status.name}): {e.message}") from None
+            log.warning("Temporal refused the call (%s): %s", e.status.name, e.message)
+            raise TemporalUnavailable(unavailable(command, may_take_effect=True)) from None
         except RuntimeError as e:
             # A lazy client that cannot connect raises "Failed client connect: ...".
             if "connect" not in str(e):
                 raise
-            raise TemporalUnavailable(f"cannot reach Temporal at {self.settings.temporal_address}: {e}") from None
+            log.warning("cannot reach Temporal at %s: %s", self.settings.temporal_address, e)
+            raise TemporalUnavailable(unavailable(command, may_take_effect=False)) from None
+
+
+def unavailable(command: bool, *, may_take_effect: bool) -> str:
+    """What a client is told when Temporal fails a call."""
+    if not command:
+        return "Temporal is unavailable; try again shortly"
+    if may_take_effect:
+        return "Temporal is unavailable; the command may still take effect, check GET /conversations/{id}"
+    return "Temporal is unavailable; the command was not carried out, try again shortly"
 
 
 def services(request: Request) -> Services:
@@ -134,9 +149,13 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        min_length=1,
+        min_length=MIN_IDEMPOTENCY_KEY_CHARS,
         max_length=200,
-        description="Retrying with the same key (and customer) never acts twice.",
+        description=(
+            "Retrying with the same key and body never acts twice; the same key with another body is a 409. "
+            f"At least {MIN_IDEMPOTENCY_KEY_CHARS} characters, random (e.g. a UUID): with the customer id it "
+            "names the conversation."
+        ),
     ),
 ]
 
@@ -145,7 +164,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for code, text in [
         (401, "Missing or wrong token."),
         (404, "No such conversation."),
-        (409, "Closed, held by another agent, or in the wrong status."),
+        (409, "Closed, held by another agent, in the wrong status, or an Idempotency-Key reused for another body."),
         (503, "Temporal is unreachable or did not answer in time."),
     ]
 }

@@ -24,6 +24,7 @@ from handoff.bot import KnowledgeBaseError
 from handoff.client import HandoffError
 from handoff.codec import EncryptionConfigError, PayloadDecryptionError
 from handoff.connection import TemporalTlsError
+from handoff.local_secrets import PRIVATE_UMASK, SecretFileError
 
 T = TypeVar("T")
 
@@ -39,6 +40,8 @@ class HandoffApp(typer.Typer):
     """
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # Whatever a command writes (databases, their -wal/-shm files, keys, logs) is private.
+        os.umask(PRIVATE_UMASK)
         try:
             super().__call__(*args, **kwargs)
             code = 0
@@ -111,6 +114,7 @@ REPORTED = (
     TemporalTlsError,
     EncryptionConfigError,
     PayloadDecryptionError,
+    SecretFileError,
     sqlalchemy.exc.OperationalError,
 )
 """The errors ops can act on: `report()` them; anything else is a bug and keeps its traceback."""

@@ -11,7 +11,14 @@ import typer
 from handoff.cli.connections import connect
 from handoff.cli.format import redacted
 from handoff.cli.main import REPORTED, LogLevel, configure_logging, console, exit_with, fail, report, run
-from handoff.cli.servers import bind, install_stop_handlers, print_demo_agents, serve_api, serve_until_stopped
+from handoff.cli.servers import (
+    bind,
+    install_stop_handlers,
+    print_demo_agents,
+    refuse_public_demo_agents,
+    serve_api,
+    serve_until_stopped,
+)
 from handoff.config import Settings
 
 
@@ -48,6 +55,7 @@ def api(
     settings = Settings()
     configure_logging(log_level)
     try:
+        refuse_public_demo_agents(host, settings)
         api_app = create_app(settings)
         sock = bind(host, port, "HTTP API")
     except REPORTED as e:

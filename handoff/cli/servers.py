@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import signal
 import socket
 import threading
@@ -19,7 +20,9 @@ from rich.table import Table
 
 from handoff.agents import AgentDirectory
 from handoff.cli.main import fail
+from handoff.codec import load_keys
 from handoff.config import Settings
+from handoff.customer_tokens import load_secret
 
 if TYPE_CHECKING:
     import uvicorn
@@ -139,6 +142,24 @@ def serve_api(api_app: Any, sock: socket.socket, log_level: str, stop: asyncio.E
     return served
 
 
+def refuse_public_demo_agents(host: str, settings: Settings) -> None:
+    """The demo agents' tokens are public: serving them beyond this machine would let anyone in."""
+    if settings.agents_file is None and not is_loopback(host):
+        fail(
+            f"refusing to listen on {host} with the demo agents, whose tokens are public: "
+            "set HANDOFF_AGENTS_FILE to your team's agents file, or listen on 127.0.0.1"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
 def print_demo_agents(out: Console, settings: Settings) -> None:
     """The demo agents and their tokens, when no agents file is configured (they are public)."""
     if settings.agents_file is not None:
@@ -168,8 +189,13 @@ def embedded_server(folder: Path, port: int | None = None, ui_port: int | None =
 
 
 def embedded_settings(folder: Path, server: DevServer) -> Settings:
-    """Settings for `server` and a SQLite handoff.db in the same folder."""
-    return Settings(temporal_address=server.address, database_url=f"sqlite:///{folder / 'handoff.db'}")
+    """Settings for `server` and a SQLite handoff.db in the same folder, whose secrets (the
+    encryption key, the customer token secret) are made there unless configured: the embedded
+    install is the only place Handoff makes its own secrets (see handoff/local_secrets.py)."""
+    settings = Settings(temporal_address=server.address, database_url=f"sqlite:///{folder / 'handoff.db'}")
+    load_keys(settings, create=True)
+    load_secret(settings, create=True)
+    return settings
 
 
 def start_embedded(server: DevServer, out: Console, what: str, *, log_hint: bool = True) -> None:

@@ -30,12 +30,14 @@ from handoff.cli.servers import (
     embedded_server,
     embedded_settings,
     print_demo_agents,
+    refuse_public_demo_agents,
     serve_api,
     serve_until_stopped,
     start_embedded,
 )
 from handoff.client import HandoffClient
 from handoff.config import Settings
+from handoff.local_secrets import PRIVATE_UMASK, make_private_dir
 
 if TYPE_CHECKING:
     from handoff.devserver import DevServer
@@ -77,9 +79,15 @@ def up(
     """
     from handoff.api import create_app
 
-    data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
     try:
+        refuse_public_demo_agents(host, Settings())
+    except REPORTED as e:
+        report(e)
+    data_dir = data_dir.resolve()
+    # Transcripts, keys and secrets: the folder and everything in it are the owner's only.
+    previous_umask = os.umask(PRIVATE_UMASK)
+    try:
+        make_private_dir(data_dir)
         with data_dir_lock(data_dir):
             check_free("127.0.0.1", temporal_port, "Temporal gRPC")
             if ui_port:
@@ -95,6 +103,8 @@ def up(
             code = run_up(server, settings, api_app, api_socket, addresses, log_level)
     except REPORTED as e:
         report(e)
+    finally:
+        os.umask(previous_umask)
     raise typer.Exit(code)
 
 

@@ -9,8 +9,8 @@ import httpx
 
 from tests.helpers import eventually
 
-ALICE = {"Authorization": "Bearer alice-token"}
-BOB = {"Authorization": "Bearer bob-token"}
+ALICE = {"Authorization": "Bearer alice-demo-token-not-secret"}
+BOB = {"Authorization": "Bearer bob-demo-token-not-secret"}
 LIVE_DEADLINE = 1.0  # seconds: the visibility requirement for the live columns
 
 

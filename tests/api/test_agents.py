@@ -21,24 +21,28 @@ TEAM = """
 [[agents]]
 id = "carol"
 name = "Carol Diaz"
-token = "carol-long-random-token"
+token = "carol-long-random-token-for-tests"
 
 [[agents]]
 id = "dan"
 name = "Dan Ito"
-token = "dan-long-random-token"
+token = "dan-long-random-token-for-tests"
 """
+
+
+T = "a-token-of-24-characters"
+U = "another-token-of-24-char"
 
 
 def test_the_demo_agents_are_alice_and_bob() -> None:
     demo = AgentDirectory.default()
     assert demo.is_demo
     assert [(a.id, a.name, a.token) for a in demo.agents] == [
-        ("alice", "Alice Martin", "alice-token"),
-        ("bob", "Bob Stone", "bob-token"),
+        ("alice", "Alice Martin", "alice-demo-token-not-secret"),
+        ("bob", "Bob Stone", "bob-demo-token-not-secret"),
     ]
-    assert demo.by_token("bob-token") == Agent(id="bob", name="Bob Stone")
-    assert demo.by_token("bob-token ") is None
+    assert demo.by_token("bob-demo-token-not-secret") == Agent(id="bob", name="Bob Stone")
+    assert demo.by_token("bob-demo-token-not-secret ") is None
     assert demo.by_token("") is None
 
 
@@ -48,11 +52,17 @@ def test_the_demo_agents_are_alice_and_bob() -> None:
         ("", "no [[agents]]"),
         ("[[agents]]\nid = 'a'\nname = 'A'\n", "token"),
         ("[[agents]]\nid = 'a'\nname = ' '\ntoken = 't'\n", "name"),
-        ("[[agents]]\nid = 'a'\nname = 'A'\ntoken = 't'\n[[agents]]\nid = 'a'\nname = 'B'\ntoken = 'u'\n", "twice"),
         (
-            "[[agents]]\nid = 'a'\nname = 'A'\ntoken = 't'\n[[agents]]\nid = 'b'\nname = 'B'\ntoken = 't'\n",
+            f"[[agents]]\nid = 'a'\nname = 'A'\ntoken = '{T}'\n[[agents]]\nid = 'a'\nname = 'B'\ntoken = '{U}'\n",
+            "twice",
+        ),
+        (
+            f"[[agents]]\nid = 'a'\nname = 'A'\ntoken = '{T}'\n[[agents]]\nid = 'b'\nname = 'B'\ntoken = '{T}'\n",
             "same token",
         ),
+        ("[[agents]]\nid = 'a'\nname = 'A'\ntoken = 't'\n", "token is 1 characters; use at least 24"),
+        (f"[[agents]]\nid = 'a'\nname = 'A'\ntoken = '{T[:23]}'\n", "token is 23 characters; use at least 24"),
+        ("[[agents]]\nid = 'a'\nname = 'A'\ntoken = 'replace-with-a-long-random-token'\n", "placeholder token"),
         ("[[agents]\n", "cannot read"),
     ],
 )
@@ -74,7 +84,7 @@ async def test_the_api_takes_its_agents_from_handoff_agents_file(
     settings = Settings(customer_token_secret=SecretStr("a-secret-of-enough-length"))
     app = create_app(settings, client=handoff, store=store)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://handoff.test") as api:
-        mine = await ok(api.get("/live/mine", headers=bearer("carol-long-random-token")))
+        mine = await ok(api.get("/live/mine", headers=bearer("carol-long-random-token-for-tests")))
         assert mine["agent"] == {"id": "carol", "name": "Carol Diaz"}
         # The demo tokens no longer open anything.
         await refused(api.get("/live/mine", headers=ALICE), 401)

@@ -54,7 +54,7 @@ async def test_a_retried_message_with_the_same_idempotency_key_is_kept_once(api:
             api.post(
                 f"/conversations/{cid}/messages",
                 json={"text": "sent twice"},
-                headers={**customer, "Idempotency-Key": "message-1"},
+                headers={**customer, "Idempotency-Key": "message-key-0001-retry"},
             ),
             202,
         )
@@ -65,7 +65,7 @@ async def test_a_retried_message_with_the_same_idempotency_key_is_kept_once(api:
 
 async def test_a_retried_create_after_the_conversation_closed_answers_with_it_closed(api: httpx.AsyncClient) -> None:
     body = {"customer_id": "late-retry", "text": "hello"}
-    key = {"Idempotency-Key": "late-retry-key"}
+    key = {"Idempotency-Key": "late-retry-key-after-close"}
     first = await ok(api.post("/conversations", json=body, headers=key), 201)
     await ok(api.post(f"/conversations/{first['id']}/takeover", headers=ALICE))
     await ok(api.post(f"/conversations/{first['id']}/close", json={"outcome": "not_resolved"}, headers=ALICE))

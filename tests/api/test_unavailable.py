@@ -4,6 +4,7 @@ and store from settings at start-up, as `handoff api` does."""
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from handoff.api import create_app
 from handoff.client import HandoffClient
 from handoff.config import Settings
+from handoff.customer_tokens import load_secret
 from handoff.store import Store
 from tests.api.helpers import ALICE, bearer, ok, refused
 from tests.helpers import new_id
@@ -44,6 +46,7 @@ async def app_on(port: int, data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(
         temporal_address=f"127.0.0.1:{port}",
         database_url=f"sqlite:///{data_dir / 'handoff.db'}",
+        customer_token_secret=SecretStr("a-secret-of-enough-length"),
         api_temporal_timeout=1.0,
     )
     app = create_app(settings)
@@ -70,22 +73,35 @@ async def check_unavailable(api: httpx.AsyncClient) -> None:
     await refused(api.post(f"/conversations/{cid}/takeover", headers=bearer("wrong")), 401)
 
 
-async def test_an_unreachable_temporal_is_a_503_with_the_reason(data_dir: Path) -> None:
-    async with app_on(closed_port(), data_dir) as api:
-        await check_unavailable(api)
-        detail = await refused(api.post("/conversations", json={"customer_id": "c", "text": "hi"}), 503)
-        assert "cannot reach Temporal" in detail
+async def test_an_unreachable_temporal_is_a_503_and_the_reason_is_logged_not_told(
+    data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Clients learn that Temporal is unavailable, not its address or gRPC details (issue 13, 6c)."""
+    port = closed_port()
+    with caplog.at_level(logging.WARNING, logger="handoff.api"):
+        async with app_on(port, data_dir) as api:
+            await check_unavailable(api)
+            detail = await refused(api.post("/conversations", json={"customer_id": "c", "text": "hi"}), 503)
+            assert detail == "Temporal is unavailable; try again shortly"
+            command = await refused(api.post(f"/conversations/{new_id()}/takeover", headers=ALICE), 503)
+            assert command == "Temporal is unavailable; the command was not carried out, try again shortly"
+    assert f"cannot reach Temporal at 127.0.0.1:{port}" in caplog.text
 
 
-async def test_a_temporal_that_never_answers_is_a_503_within_the_timeout(data_dir: Path, silent_port: int) -> None:
-    async with app_on(silent_port, data_dir) as api:
-        await check_unavailable(api)
-        detail = await refused(api.post("/conversations", json={"customer_id": "c", "text": "hi"}), 503)
-        assert "did not answer within 1 s" in detail
+async def test_a_temporal_that_never_answers_is_a_503_within_the_timeout(
+    data_dir: Path, silent_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="handoff.api"):
+        async with app_on(silent_port, data_dir) as api:
+            await check_unavailable(api)
+            detail = await refused(api.post("/conversations", json={"customer_id": "c", "text": "hi"}), 503)
+            assert detail == "Temporal is unavailable; try again shortly"
+    assert "Temporal did not answer within 1 s" in caplog.text
 
 
 async def test_the_customer_token_secret_is_made_once_and_kept_next_to_the_database(data_dir: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{data_dir / 'db' / 'handoff.db'}")
+    load_secret(settings, create=True)  # what `handoff up` does at start-up
     first = create_app(settings).state.services.tokens.token("abc")
     secret_file = data_dir / "db" / "customer-token.secret"
     assert secret_file.stat().st_mode & 0o777 == 0o600
@@ -96,7 +112,7 @@ async def test_the_customer_token_secret_is_made_once_and_kept_next_to_the_datab
 
 
 async def test_without_a_worker_a_conversation_still_starts_and_reads_answer_503(
-    temporal_env: WorkflowEnvironment, store: Store
+    temporal_env: WorkflowEnvironment, store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Signals need no worker: the conversation is durable at once and the bot answers once a
     worker polls its task queue; only the reads that need a worker time out."""
@@ -108,5 +124,8 @@ async def test_without_a_worker_a_conversation_still_starts_and_reads_answer_503
         assert (created["status"], created["messages"]) == ("bot", [])
         cid, customer = created["id"], bearer(created["customer_token"])
         await ok(api.post(f"/conversations/{cid}/messages", json={"text": "anyone?"}, headers=customer), 202)
-        assert "worker" in await refused(api.get(f"/conversations/{cid}/messages", headers=customer), 503)
+        with caplog.at_level(logging.WARNING, logger="handoff.api"):
+            detail = await refused(api.get(f"/conversations/{cid}/messages", headers=customer), 503)
+        assert detail == "Temporal is unavailable; try again shortly"
+        assert "with a worker polling 'no-worker-" in caplog.text  # the hint is for the operators
         assert "may still take effect" in await refused(api.post(f"/conversations/{cid}/takeover", headers=ALICE), 503)

@@ -132,16 +132,18 @@ def test_keys_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
 
 async def test_the_embedded_default_makes_a_key_once_in_the_data_folder(tmp_path: Path) -> None:
     settings = unconfigured(tmp_path / "data")
+    load_keys(settings, create=True)  # what `handoff up` does at start-up
     written = await encrypt(settings)
     key_file = tmp_path / "data" / "encryption.keys"
     assert key_file.stat().st_mode & 0o777 == 0o600
     # A restart, or the API next to the worker on the same data folder, reads what was written.
     assert await decrypt(unconfigured(tmp_path / "data"), written) == SECRET_TEXT
     # Another data folder is another install: its key cannot read this one's history.
+    load_keys(unconfigured(tmp_path / "elsewhere"), create=True)
     with pytest.raises(UnknownEncryptionKey):
         await decrypt(unconfigured(tmp_path / "elsewhere"), written)
     # The same home as the customer token secret.
-    load_secret(settings)
+    load_secret(settings, create=True)
     assert sorted(p.name for p in key_file.parent.iterdir()) == ["customer-token.secret", "encryption.keys"]
 
 
@@ -152,7 +154,7 @@ def test_processes_starting_at_once_agree_on_one_key(tmp_path: Path) -> None:
 
     def load() -> None:
         barrier.wait()
-        seen.append([f"{k.id}:{k.secret.hex()}" for k in load_keys(settings)])
+        seen.append([f"{k.id}:{k.secret.hex()}" for k in load_keys(settings, create=True)])
 
     threads = [threading.Thread(target=load) for _ in range(8)]
     for t in threads:
@@ -166,6 +168,7 @@ def test_processes_starting_at_once_agree_on_one_key(tmp_path: Path) -> None:
 async def test_a_key_file_rotates_like_the_environment(tmp_path: Path) -> None:
     key_file = tmp_path / "keys"
     key_file.write_text(f"# current first\n{TEST_KEYS}\n")
+    key_file.chmod(0o600)
     settings = Settings(encryption_keys=None, encryption_key_file=key_file)
     written = await encrypt(settings)
     key_file.write_text(f"{NEXT_KEY}\n{TEST_KEYS}  # the old one, until its histories are gone\n")

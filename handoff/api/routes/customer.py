@@ -1,18 +1,47 @@
-"""What the customer's chat widget calls, with the conversation's customer token."""
+"""What the customer's chat widget calls, with the conversation's customer token.
+
+An `Idempotency-Key` makes a retried create or message act once. The key (with the
+customer id) names the conversation, so it must be hard to guess (at least 16 characters)
+and must not work like a password: a request that reuses a key with a different body is a
+409, and a retried create answers only what the first call did (the first message and the
+bot's answer to it, with the same token), never what was said since.
+"""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.concurrency import run_in_threadpool
 
-from handoff.api.deps import ERRORS, CustomerConversation, IdempotencyKey, ServicesDep
+from handoff.api.deps import ERRORS, CustomerConversation, IdempotencyKey, Services, ServicesDep
 from handoff.api.reads import customer_view, read_conversation, refuse_if_closed, wait_for_bot
 from handoff.api.schemas import Accepted, CreatedConversation, CustomerMessages, NewMessage, StartConversation
 from handoff.client import ConversationClosed
+from handoff.models import EntryKind, TranscriptEntry
 
 router = APIRouter(tags=["customer"], responses=ERRORS)
+
+KEY_REUSED = (
+    "this Idempotency-Key was already used for a different request; "
+    "send a retry with the same body, or a new request with a new key"
+)
+
+
+async def claim(s: Services, request_id: str, *body: str) -> None:
+    """Remember the first request under this key; a different one reusing it is a 409."""
+    digest = s.tokens.request_digest(request_id, *body)
+    if not await run_in_threadpool(s.db.claim_request, request_id, digest, datetime.now(UTC)):
+        raise HTTPException(status.HTTP_409_CONFLICT, KEY_REUSED)
+
+
+def first_exchange(entries: list[TranscriptEntry]) -> list[TranscriptEntry]:
+    """What a create answers: the customer's first message and the bot's answer to it (if it
+    came), never later entries, so a retry learns nothing the first call did not."""
+    seen = customer_view(entries)[:2]
+    return seen if len(seen) < 2 or seen[1].kind is EntryKind.BOT else seen[:1]
 
 
 @router.post("/conversations", status_code=201)
@@ -25,6 +54,7 @@ async def start_conversation(
     else:
         conversation_id = s.tokens.conversation_id(body.customer_id, idempotency_key)
         message_id = s.tokens.message_id(conversation_id, idempotency_key)
+        await claim(s, conversation_id, body.customer_id, body.text)
     try:
         await s.temporal(
             s.handoff.start_or_message(conversation_id, body.customer_id, body.text, message_id=message_id)
@@ -38,14 +68,14 @@ async def start_conversation(
             id=conversation_id,
             status=summary.status,
             customer_token=s.tokens.token(conversation_id),
-            messages=customer_view(transcript),
+            messages=first_exchange(transcript),
         )
-    status, transcript = await wait_for_bot(s, conversation_id)
+    conversation_status, transcript = await wait_for_bot(s, conversation_id)
     return CreatedConversation(
         id=conversation_id,
-        status=status,
+        status=conversation_status,
         customer_token=s.tokens.token(conversation_id),
-        messages=customer_view(transcript),
+        messages=first_exchange(transcript),
     )
 
 
@@ -55,7 +85,10 @@ async def send_message(
 ) -> Accepted:
     """A customer message; the bot (or the agent holding the conversation) answers it."""
     await refuse_if_closed(s, conversation_id)
-    message_id = s.tokens.message_id(conversation_id, idempotency_key) if idempotency_key else None
+    message_id = None
+    if idempotency_key is not None:
+        message_id = s.tokens.message_id(conversation_id, idempotency_key)
+        await claim(s, message_id, body.text)
     await s.temporal(s.handoff.send_message(conversation_id, body.text, message_id=message_id))
     return Accepted(conversation_id=conversation_id, detail="message accepted")
 
