@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import httpx
 
-from handoff.bot import KnowledgeBaseBot
 from tests.api.helpers import ALICE, BOB, bearer, ids, ok, refused, seen_within_a_second, start, texts, transcript
-from tests.helpers import eventually
+from tests.helpers import HANDOFF_ANSWER, PASSWORD_ANSWER, eventually
 
 
-async def test_a_conversation_from_the_bot_to_a_person_and_closed(
-    api: httpx.AsyncClient, bot: KnowledgeBaseBot
-) -> None:
+async def test_a_conversation_from_the_bot_to_a_person_and_closed(api: httpx.AsyncClient) -> None:
     # The customer starts: the 201 already shows the bot's answer.
     question = "How do I reset my password?"
     created = await start(api, question, customer_id="walkthrough-customer")
@@ -19,7 +16,7 @@ async def test_a_conversation_from_the_bot_to_a_person_and_closed(
     assert created["status"] == "bot"
     assert [(m["kind"], m["text"]) for m in created["messages"]] == [
         ("customer", question),
-        ("bot", bot.answer(question).text),
+        ("bot", PASSWORD_ANSWER),
     ]
 
     # The customer asks for a person; the bot's hand-over answer follows and the Waiting column shows it.
@@ -30,9 +27,9 @@ async def test_a_conversation_from_the_bot_to_a_person_and_closed(
     )
     assert texts(seen["messages"]) == [
         question,
-        bot.answer(question).text,
+        PASSWORD_ANSWER,
         "talk to a human please",
-        bot.handoff_answer,
+        HANDOFF_ANSWER,
     ]
     waiting = await eventually(lambda: ok(api.get("/live/waiting", headers=BOB)), lambda c: cid in ids(c))
     mine = next(c for c in waiting["conversations"] if c["conversation_id"] == cid)
