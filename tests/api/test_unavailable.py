@@ -32,19 +32,22 @@ def silent_port() -> Iterator[int]:
     server.close()
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port  # nothing listens there once the socket is closed
+@pytest.fixture
+def refusing_port() -> Iterator[int]:
+    """A port bound by this test and not listening: every connection is refused at once, and
+    no other process can take the port while the test runs."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    yield held.getsockname()[1]
+    held.close()
 
 
 @asynccontextmanager
-async def app_on(port: int, data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def app_on(port: int, data_dir: Path, timeout: float) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(
         temporal_address=f"127.0.0.1:{port}",
         database_url=f"sqlite:///{data_dir / 'handoff.db'}",
-        api_temporal_timeout=1.0,
+        api_temporal_timeout=timeout,
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
@@ -70,15 +73,17 @@ async def check_unavailable(api: httpx.AsyncClient) -> None:
     await refused(api.post(f"/conversations/{cid}/takeover", headers=bearer("wrong")), 401)
 
 
-async def test_an_unreachable_temporal_is_a_503_with_the_reason(data_dir: Path) -> None:
-    async with app_on(closed_port(), data_dir) as api:
+async def test_an_unreachable_temporal_is_a_503_with_the_reason(data_dir: Path, refusing_port: int) -> None:
+    # A refused connection fails at once: the generous timeout never decides this test.
+    async with app_on(refusing_port, data_dir, timeout=30.0) as api:
         await check_unavailable(api)
         detail = await refused(api.post("/conversations", json={"customer_id": "c", "text": "hi"}), 503)
         assert "cannot reach Temporal" in detail
 
 
 async def test_a_temporal_that_never_answers_is_a_503_within_the_timeout(data_dir: Path, silent_port: int) -> None:
-    async with app_on(silent_port, data_dir) as api:
+    # The server never answers, so every call runs into the timeout however busy the machine is.
+    async with app_on(silent_port, data_dir, timeout=1.0) as api:
         await check_unavailable(api)
         detail = await refused(api.post("/conversations", json={"customer_id": "c", "text": "hi"}), 503)
         assert "did not answer within 1 s" in detail
@@ -101,7 +106,9 @@ async def test_without_a_worker_a_conversation_still_starts_and_reads_answer_503
     """Signals need no worker: the conversation is durable at once and the bot answers once a
     worker polls its task queue; only the reads that need a worker time out."""
     nobody = HandoffClient(temporal_env.client, f"no-worker-{new_id()}")
-    settings = Settings(customer_token_secret=SecretStr("a-secret-of-enough-length"), api_temporal_timeout=1.0)
+    # The real server must accept the start within the timeout even on a busy machine; the
+    # reads that need a worker time out whatever it is, since no worker ever polls this queue.
+    settings = Settings(customer_token_secret=SecretStr("a-secret-of-enough-length"), api_temporal_timeout=5.0)
     app = create_app(settings, client=nobody, store=store)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://handoff.test") as api:
         created = await ok(api.post("/conversations", json={"customer_id": "c", "text": "hello"}), 201)
