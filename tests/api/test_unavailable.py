@@ -101,7 +101,7 @@ async def test_the_customer_token_secret_is_made_once_and_kept_next_to_the_datab
 
 
 async def test_without_a_worker_a_conversation_still_starts_and_reads_answer_503(
-    temporal_env: WorkflowEnvironment, store: Store
+    temporal_env: WorkflowEnvironment, data_dir: Path
 ) -> None:
     """Signals need no worker: the conversation is durable at once and the bot answers once a
     worker polls its task queue; only the reads that need a worker time out."""
@@ -109,7 +109,7 @@ async def test_without_a_worker_a_conversation_still_starts_and_reads_answer_503
     # The real server must accept the start within the timeout even on a busy machine; the
     # reads that need a worker time out whatever it is, since no worker ever polls this queue.
     settings = Settings(customer_token_secret=SecretStr("a-secret-of-enough-length"), api_temporal_timeout=5.0)
-    app = create_app(settings, client=nobody, store=store)
+    app = create_app(settings, client=nobody, store=Store(f"sqlite:///{data_dir / 'handoff.db'}"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://handoff.test") as api:
         created = await ok(api.post("/conversations", json={"customer_id": "c", "text": "hello"}), 201)
         assert (created["status"], created["messages"]) == ("bot", [])
