@@ -28,9 +28,7 @@ PASSWORD_ANSWER = (
     'You can reset your password from the sign-in page: choose "Forgot password?" and follow the link'
     " we email you. The link is valid for one hour."
 )
-ORDER_ANSWER = (
-    "You can follow your delivery under Orders → Track. Parcels usually arrive within 2 to 4 business days."
-)
+ORDER_ANSWER = "You can follow your delivery under Orders → Track. Parcels usually arrive within 2 to 4 business days."
 HANDOFF_ANSWER = "Sure, I'm connecting you with a member of our team. Someone will be with you shortly."
 
 
@@ -56,9 +54,7 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
-async def processed_signals(
-    handoff: HandoffClient, conversation_id: str, name: str, count: int
-) -> list[HistoryEvent]:
+async def processed_signals(handoff: HandoffClient, conversation_id: str, name: str, count: int) -> list[HistoryEvent]:
     """Wait until the workflow has handled `count` signals named `name`, and return its history.
 
     Handled means: a workflow task that started after the last of them has completed, so

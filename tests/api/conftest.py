@@ -1,6 +1,7 @@
 """The API under test: `create_app` on the session's real Temporal dev server, real worker and
 real store (SQLite, then PostgreSQL: see tests/conftest.py), called through real HTTP requests
-(httpx over ASGI) with the demo agents; `own_api` gives a test a store and worker of its own."""
+(httpx over ASGI, or a real uvicorn server for `served_api`) with the demo agents; `own_api`
+gives a test a store and worker of its own."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
-
 from temporalio.testing import WorkflowEnvironment
 
 from handoff.api import create_app
@@ -20,6 +20,7 @@ from handoff.client import HandoffClient
 from handoff.config import Settings
 from handoff.customer_tokens import CustomerTokens
 from handoff.store import Store
+from tests.security.server import serving
 from worker import build_worker
 
 TEST_SECRET = "test-secret-for-customer-tokens"
@@ -50,6 +51,14 @@ def tokens() -> CustomerTokens:
 async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://handoff.test", timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def served_api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The same app behind a real uvicorn server (HTTP over TCP, uvicorn's parsing, headers and
+    lifespan), on a socket bound to port 0 and held until uvicorn takes it: no port race."""
+    async with serving(app) as base_url, httpx.AsyncClient(base_url=base_url, timeout=60) as client:
         yield client
 
 

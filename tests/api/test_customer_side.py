@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.api.helpers import ALICE, bearer, ids, ok, start, texts, transcript
-from tests.helpers import ORDER_ANSWER, eventually
+from tests.helpers import ORDER_ANSWER, eventually, new_id
+
+
+@pytest.fixture
+def api(served_api: httpx.AsyncClient) -> httpx.AsyncClient:
+    """Through a real uvicorn server, as the widget would call it."""
+    return served_api
 
 
 async def test_request_human_puts_the_conversation_in_the_waiting_column(api: httpx.AsyncClient) -> None:
@@ -29,7 +36,8 @@ async def test_request_human_puts_the_conversation_in_the_waiting_column(api: ht
 
 async def test_a_retried_create_with_the_same_idempotency_key_is_one_conversation(api: httpx.AsyncClient) -> None:
     body = {"customer_id": "retrying-customer", "text": "hello"}
-    key = {"Idempotency-Key": "7f1d3c1e-retry-test"}
+    # Keys of this run only: the Temporal server outlives each backend's run of this test.
+    key = {"Idempotency-Key": f"retry-test-{new_id()}"}
     first = await ok(api.post("/conversations", json=body, headers=key), 201)
     again = await ok(api.post("/conversations", json=body, headers=key), 201)
     assert (again["id"], again["customer_token"]) == (first["id"], first["customer_token"])
@@ -62,7 +70,7 @@ async def test_a_retried_message_with_the_same_idempotency_key_is_kept_once(api:
 
 async def test_a_retried_create_after_the_conversation_closed_answers_with_it_closed(api: httpx.AsyncClient) -> None:
     body = {"customer_id": "late-retry", "text": "hello"}
-    key = {"Idempotency-Key": "late-retry-key"}
+    key = {"Idempotency-Key": f"late-retry-key-{new_id()}"}
     first = await ok(api.post("/conversations", json=body, headers=key), 201)
     await ok(api.post(f"/conversations/{first['id']}/takeover", headers=ALICE))
     await ok(api.post(f"/conversations/{first['id']}/close", json={"outcome": "not_resolved"}, headers=ALICE))

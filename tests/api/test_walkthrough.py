@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.api.helpers import ALICE, BOB, bearer, ids, ok, refused, seen_eventually, start, texts, transcript
 from tests.helpers import HANDOFF_ANSWER, PASSWORD_ANSWER, eventually
+
+
+@pytest.fixture
+def api(served_api: httpx.AsyncClient) -> httpx.AsyncClient:
+    """Through a real uvicorn server, as the agents' UIs and the widget would call it."""
+    return served_api
 
 
 async def test_a_conversation_from_the_bot_to_a_person_and_closed(api: httpx.AsyncClient) -> None:
