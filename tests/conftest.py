@@ -24,6 +24,7 @@ from handoff.converter import data_converter
 from handoff.devserver import temporal_binary
 from handoff.store import Store
 from tests.encryption_keys import TEST_KEYS
+from tests.ports import PortTaken, listener_is_ours, on_fresh_ports, someone_listens
 from worker import build_worker
 
 # Every client, worker and subprocess of the test run encrypts payloads with the fixed test key.
@@ -68,14 +69,30 @@ def private_store(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         admin.dispose()
 
 
+async def start_temporal_env(port: int) -> WorkflowEnvironment:
+    """The session's dev server on `port`; `PortTaken` if it could not be ours (tests/ports.py)."""
+    try:
+        env = await WorkflowEnvironment.start_local(
+            port=port,
+            dev_server_existing_path=temporal_binary(),
+            search_attributes=list(search_attributes.ALL),
+            data_converter=data_converter(),
+            dev_server_log_level="error",
+        )
+    except Exception as e:
+        if someone_listens(port):
+            raise PortTaken(f"temporal dev server: port {port} was taken") from e
+        raise
+    if not listener_is_ours(port):
+        # Another process's server answered on the port: never run the suite against it.
+        await env.shutdown()
+        raise PortTaken(f"another process answers on 127.0.0.1:{port}")
+    return env
+
+
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_binary(),
-        search_attributes=list(search_attributes.ALL),
-        data_converter=data_converter(),
-        dev_server_log_level="error",
-    )
+    env = await on_fresh_ports(1, lambda ports: start_temporal_env(ports[0]))
     try:
         yield env
     finally:
