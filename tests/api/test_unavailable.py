@@ -18,6 +18,7 @@ from handoff.api import create_app
 from handoff.client import HandoffClient
 from handoff.config import Settings
 from handoff.store import Store
+from tests import ports
 from tests.api.helpers import ALICE, bearer, ok, refused
 from tests.helpers import new_id
 
@@ -34,12 +35,9 @@ def silent_port() -> Iterator[int]:
 
 @pytest.fixture
 def refusing_port() -> Iterator[int]:
-    """A port bound by this test and not listening: every connection is refused at once, and
-    no other process can take the port while the test runs."""
-    held = socket.socket()
-    held.bind(("127.0.0.1", 0))
-    yield held.getsockname()[1]
-    held.close()
+    """A port where every connection is refused at once (held by the test: see tests/ports.py)."""
+    with ports.refusing_port() as port:
+        yield port
 
 
 @asynccontextmanager
