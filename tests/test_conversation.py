@@ -97,7 +97,8 @@ async def test_asking_for_a_person_moves_to_waiting_and_the_bot_stops(handoff: H
     await handoff.send_message(conversation_id, "hello? is anyone there")
     # The workflow has handled the third message: had it asked the bot, the answer is scheduled by now.
     events = await processed_signals(handoff, conversation_id, "CustomerMessage", 3)
-    assert activities_scheduled(events, "BotAnswer", after_event=last_signal(events, "CustomerMessage")) == 0
+    bot_answers = activities_scheduled(events, "BotAnswer", after_event=last_signal(events, "CustomerMessage"))
+    assert bot_answers == 0
     transcript = await handoff.transcript(conversation_id)
     assert customer_view(transcript)[-2:] == [
         ("bot", HANDOFF_ANSWER),
@@ -174,7 +175,8 @@ async def test_while_human_only_the_holder_acts_and_the_bot_is_silent(handoff: H
     # Refused updates return only once the workflow refused them; the customer's message is a
     # signal, handled once a later workflow task completed: no bot answer was scheduled for it.
     events = await processed_signals(handoff, conversation_id, "CustomerMessage", 3)
-    assert activities_scheduled(events, "BotAnswer", after_event=last_signal(events, "CustomerMessage")) == 0
+    bot_answers = activities_scheduled(events, "BotAnswer", after_event=last_signal(events, "CustomerMessage"))
+    assert bot_answers == 0
     transcript = await handoff.transcript(conversation_id)
     assert customer_view(transcript)[-2:] == [
         ("customer", "my parcel never arrived"),
@@ -347,7 +349,8 @@ async def test_a_duplicate_first_message_creates_one_conversation(
     # Five deliveries reached the one workflow; once it handled them all, it kept one message
     # and asked the bot once.
     events = await processed_signals(handoff, conversation_id, "CustomerMessage", 5)
-    assert activities_scheduled(events, "BotAnswer") == 1
+    bot_answers = activities_scheduled(events, "BotAnswer")
+    assert bot_answers == 1
     transcript = await wait_for_entries(handoff, conversation_id, 2)
     assert customer_view(transcript) == [("customer", "hello"), ("bot", GREETING_ANSWER)]
 
