@@ -29,10 +29,10 @@ from typer.testing import CliRunner, Result
 
 from handoff.cli import app
 from handoff.client import HandoffClient
-from handoff.devserver import free_port
 from handoff.models import Agent, Outcome
 from handoff.store import Store
 from tests.helpers import eventually, new_id, wait_for_entries
+from tests.ports import PortTaken, on_fresh_ports, on_the_same_port, refusing_port
 
 SECRET = "4111-1111-1111-1111"  # stands for personal data a customer typed
 
@@ -189,8 +189,9 @@ async def test_errors_are_one_line_and_exit_1(env: dict[str, str | None], tmp_pa
     failed_cleanly(await cli(env, "stats", "--since", "last tuesday"), "cannot read 'last tuesday'")
     missing = {**env, "HANDOFF_DATABASE_URL": f"sqlite:///{tmp_path / 'nothing.db'}"}
     failed_cleanly(await cli(missing, "conversations", "list"), "no database at")
-    unreachable = {**env, "HANDOFF_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
-    failed_cleanly(await cli(unreachable, "conversations", "history", "x"), "cannot reach Temporal")
+    with refusing_port() as port:
+        unreachable = {**env, "HANDOFF_TEMPORAL_ADDRESS": f"127.0.0.1:{port}"}
+        failed_cleanly(await cli(unreachable, "conversations", "history", "x"), "cannot reach Temporal")
 
 
 async def test_embedded_demo_plays_every_transition() -> None:
@@ -242,9 +243,31 @@ def table_rows(output: str, width: int) -> list[list[str]]:
 # --- handoff up, as a subprocess.
 
 
+def port_taken(output: str, ports: list[int]) -> bool:
+    """Whether `handoff up` failed because one of `ports` was taken (see tests/ports.py)."""
+    return any(f"cannot listen on 127.0.0.1:{p} for the" in output for p in ports)
+
+
+async def up_on_fresh_ports(
+    env: dict[str, str | None], data_dir: Path, api: int | None = None, temporal: int | None = None
+) -> Result:
+    """`handoff up` (in-process) with the API and Temporal ports given, fresh ones for the others
+    (no UI), tried again on new ones if another process took one of those meanwhile."""
+
+    async def attempt(ports: list[int]) -> Result:
+        chosen = [api or ports[0], temporal or ports[1]]
+        args = ["--port", str(chosen[0]), "--temporal-port", str(chosen[1]), "--ui-port", "0"]
+        result = await cli(env, "up", *args, "--data-dir", str(data_dir))
+        if port_taken(result.output, ports):
+            raise PortTaken(result.output)
+        return result
+
+    return await on_fresh_ports(2, attempt)
+
+
 class Up:
     def __init__(self, data_dir: Path, log: Path) -> None:
-        self.api, self.temporal, self.ui = free_port(), free_port(), free_port()
+        self.api, self.temporal, self.ui = 0, 0, 0  # chosen by `start`
         self.data_dir = data_dir
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
@@ -253,7 +276,36 @@ class Up:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.api}"
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Start on fresh ports and wait until it serves (tried again on new ports if one was taken)."""
+
+        async def on(ports: list[int]) -> None:
+            self.api, self.temporal, self.ui = ports
+            await self.start_here()
+
+        await on_fresh_ports(3, on)
+
+    async def restart(self) -> None:
+        """Start again on the same ports (a widget finds it where it was), retried until they bind."""
+        await on_the_same_port(self.start_here)
+
+    async def start_here(self) -> None:
+        """Start on the current ports and wait until it serves; `PortTaken` if one was taken."""
+        self.launch()
+        try:
+            await self.wait_serving()
+        except AssertionError:
+            if self.process is not None and self.process.poll() is not None:
+                taken = port_taken(self.output(), [self.api, self.temporal, self.ui])
+                if taken or b"address already in use" in self.temporal_log():
+                    raise PortTaken(self.output()) from None
+            raise
+
+    def temporal_log(self) -> bytes:
+        log = self.data_dir / "temporal.log"
+        return log.read_bytes() if log.exists() else b""
+
+    def launch(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HANDOFF_")}
         args = ["--port", str(self.api), "--temporal-port", str(self.temporal), "--ui-port", str(self.ui)]
         with open(self.log, "wb") as log:
@@ -311,8 +363,7 @@ async def test_up_serves_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     up = Up(data_dir, tmp_path / "up-1.log")
     alice = {"Authorization": "Bearer alice-demo-token-not-secret"}
     try:
-        up.start()
-        await up.wait_serving()
+        await up.start()
         banner = up.output()
         for line in [
             f"http://127.0.0.1:{up.api}/docs",
@@ -340,8 +391,7 @@ async def test_up_serves_stops_cleanly_and_resumes(tmp_path: Path) -> None:
         assert {"handoff.db", "handoff.db-wal", "temporal.db", "encryption.keys", "customer-token.secret"} <= set(modes)
         assert modes == dict.fromkeys(modes, 0o600), modes
         # Another `up` on the same data folder is refused while this one runs.
-        ports = ["--port", str(free_port()), "--temporal-port", str(free_port()), "--ui-port", "0"]
-        second = await cli({}, "up", *ports, "--data-dir", str(data_dir))
+        second = await up_on_fresh_ports({}, data_dir)
         failed_cleanly(second, "already using")
         # The demo runs against the running Handoff (its Temporal address from the settings, and
         # its data folder, which holds the payload encryption key `up` made).
@@ -358,8 +408,7 @@ async def test_up_serves_stops_cleanly_and_resumes(tmp_path: Path) -> None:
         assert "Handoff stopped." in up.output() and "Traceback" not in up.output()
 
         up.log = tmp_path / "up-2.log"
-        up.start()
-        await up.wait_serving()
+        await up.restart()
         assert "Resuming 1 open conversation" in up.output(), up.output()
         async with httpx.AsyncClient(base_url=up.url) as http:
             state = (await http.get(f"/conversations/{cid}", headers=alice)).json()
@@ -384,17 +433,14 @@ async def test_up_refuses_to_start_with_a_clear_message(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        args = ["--port", str(port), "--temporal-port", str(free_port()), "--ui-port", "0"]
-        result = await cli({}, "up", *args, "--data-dir", str(tmp_path))
+        result = await up_on_fresh_ports({}, tmp_path, api=port)
         failed_cleanly(result, f"cannot listen on 127.0.0.1:{port} for the HTTP API")
         assert "pick another port (--port)" in result.output
-        args = ["--port", str(free_port()), "--temporal-port", str(port), "--ui-port", "0"]
-        result = await cli({}, "up", *args, "--data-dir", str(tmp_path))
+        result = await up_on_fresh_ports({}, tmp_path, temporal=port)
         failed_cleanly(result, f"cannot listen on 127.0.0.1:{port} for the Temporal gRPC")
     bad = tmp_path / "agents.toml"
     bad.write_text("[[agents]]\nid = 'carol'\n")
-    args = ["--port", str(free_port()), "--temporal-port", str(free_port()), "--ui-port", "0"]
-    result = await cli({"HANDOFF_AGENTS_FILE": str(bad)}, "up", *args, "--data-dir", str(tmp_path))
+    result = await up_on_fresh_ports({"HANDOFF_AGENTS_FILE": str(bad)}, tmp_path)
     failed_cleanly(result, "needs a non-empty name, token")
 
 

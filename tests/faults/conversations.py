@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from temporalio.client import WorkflowQueryFailedError
@@ -278,8 +279,10 @@ class Load:
         *,
         concurrency: int = 20,
         script: list[tuple[str, Step]] = SHORT,
+        on_completed: Callable[[int], None] | None = None,
     ) -> None:
         self.handoff = handoff
+        self.on_completed = on_completed  # called with the new count after each completion
         self.count = count
         self.concurrency = concurrency
         self.script = script
@@ -307,6 +310,8 @@ class Load:
                 try:
                     await conversation.play_rest()
                     self.completed += 1
+                    if self.on_completed is not None:
+                        self.on_completed(self.completed)
                 finally:
                     self.active.discard(conversation_id)
                     self.retried_calls += conversation.retried_calls

@@ -37,10 +37,11 @@ from temporalio.client import Client
 
 from handoff.client import HandoffClient, workflow_id
 from handoff.converter import data_converter
-from handoff.devserver import DevServer, free_port
+from handoff.devserver import DevServer
 from handoff.models import ConversationSummary, Fact, TranscriptEntry
 from handoff.store import Store
 from tests.helpers import eventually
+from tests.ports import PortTaken, free_port, listener_is_ours, on_fresh_ports, on_the_same_port
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -179,15 +180,44 @@ class InMemoryDevServer(DevServer):
         return cmd[:at] + cmd[at + 2 :]
 
 
-async def start_server(server: DevServer) -> None:
+def _start_or_port_taken(server: DevServer) -> None:
+    """Start `server` (blocking until it serves); `PortTaken` if another process had its port
+    (it says so in its log) or a stranger answers there instead of it."""
+    log = server.log_file
+    assert log is not None, "a harness dev server keeps a log"
+    offset = log.stat().st_size if log.exists() else 0
+    try:
+        server.start()
+    except (RuntimeError, TimeoutError):
+        server.kill()
+        if b"address already in use" in log.read_bytes()[offset:]:
+            raise PortTaken(f"temporal dev server: port {server.port} (or one of its own) was taken") from None
+        raise
+    assert server.process is not None
+    if not listener_is_ours(server.port, server.process.pid):
+        server.kill()
+        raise PortTaken(f"another process answers on {server.address}")
+
+
+async def start_server(server: DevServer, *, same_port: bool = False) -> None:
+    """Start the dev server on a fresh port, or (a restart its clients must find again) on its
+    own port, retried until it binds. See tests/ports.py."""
+
     # DevServer.start probes with asyncio.run, which needs a thread without a running loop.
-    await asyncio.to_thread(server.start)
+    async def on(ports: list[int]) -> None:
+        server.port = ports[0]
+        await asyncio.to_thread(_start_or_port_taken, server)
+
+    if same_port:
+        await on_the_same_port(lambda: on([server.port]))
+    else:
+        await on_fresh_ports(1, on)
 
 
 async def restart_server(server: DevServer, *, kill: bool) -> None:
     """Stop (SIGTERM) or kill (SIGKILL) the dev server, then start it on the same file and port."""
     await asyncio.to_thread(server.kill if kill else server.stop)
-    await start_server(server)
+    await start_server(server, same_port=True)
 
 
 async def connect(server: DevServer, task_queue: str, store: Store | None = None) -> HandoffClient:
@@ -421,9 +451,30 @@ class PrivatePostgres:
             shutil.chown(self.base, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8")
 
-    def start(self) -> None:
+    def start_once(self) -> None:
+        """`pg_ctl start` on `port`; `PortTaken` if the server could not bind it."""
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.base} -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.data_dir), "-o", options, "-l", str(self.base / "log"), "-w", "start")
+        log = self.base / "log"
+        offset = log.stat().st_size if log.exists() else 0
+        try:
+            self._run("pg_ctl", "-D", str(self.data_dir), "-o", options, "-l", str(log), "-w", "start")
+        except subprocess.CalledProcessError:
+            if b"could not bind" in log.read_bytes()[offset:]:
+                raise PortTaken(f"PostgreSQL: port {self.port} was taken") from None
+            raise
+
+    async def start(self) -> None:
+        """First start on a fresh port (see tests/ports.py)."""
+
+        async def on(ports: list[int]) -> None:
+            self.port = ports[0]
+            await asyncio.to_thread(self.start_once)
+
+        await on_fresh_ports(1, on)
+
+    async def restart(self) -> None:
+        """Start again after `stop()`, on the same port (the workers know it), until it binds."""
+        await on_the_same_port(lambda: asyncio.to_thread(self.start_once))
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop")

@@ -53,7 +53,10 @@ class SoakReport:
         """Median RSS over the samples taken once `fraction` of the conversations had completed,
         within the next tenth of the run (a median, so one GC spike does not decide)."""
         low, high = fraction * self.conversations, (fraction + 0.1) * self.conversations
-        window = [s.rss for s in self.samples if low <= s.completed <= high] or [self.samples[-1].rss]
+        window = [s.rss for s in self.samples if low <= s.completed <= high]
+        if not window:
+            # Never borrow a sample from elsewhere: warm and final would then be the same one.
+            raise ValueError(f"no RSS sample between {low:.0f} and {high:.0f} conversations completed")
         return int(statistics.median(window))
 
     @property
@@ -69,15 +72,25 @@ class SoakReport:
     def peak_rss(self) -> int:
         return max(s.rss for s in self.samples)
 
+    def mb_when(self, fraction: float) -> float | None:
+        """`rss_when` in MB, None for a tenth the run never reached (a report still prints)."""
+        try:
+            return self.rss_when(fraction) / MB
+        except ValueError:
+            return None
+
     def lines(self) -> list[str]:
         rate = self.completed / self.seconds if self.seconds else 0.0
+        warm, final = self.mb_when(0.1), self.mb_when(0.9)
+        growth = f"{final - warm:+.1f} MB" if warm is not None and final is not None else "unknown"
+        tenths = [self.mb_when(t / 10) for t in range(10)]
         return [
             f"soak: {self.completed}/{self.conversations} conversations completed "
             f"({self.concurrency} in flight at a time) in {self.seconds:.1f} s, {rate:.1f} conversations/s",
             f"soak: {len(self.errors)} errors; {self.facts} facts recorded",
-            f"soak: worker RSS warm (after 10%) {self.warm_rss / MB:.1f} MB, at 90% {self.final_rss / MB:.1f} MB, "
-            f"peak {self.peak_rss / MB:.1f} MB, growth {(self.final_rss - self.warm_rss) / MB:+.1f} MB",
-            "soak: RSS by tenths of the run (MB): " + " ".join(f"{self.rss_when(t / 10) / MB:.0f}" for t in range(10)),
+            f"soak: worker RSS warm (after 10%) {warm or 0:.1f} MB, at 90% {final or 0:.1f} MB, "
+            f"peak {self.peak_rss / MB:.1f} MB, growth {growth}",
+            "soak: RSS by tenths of the run (MB): " + " ".join("-" if t is None else f"{t:.0f}" for t in tenths),
         ]
 
 
@@ -88,14 +101,20 @@ async def soak(lab: Lab, conversations: int, concurrency: int = 20, interval: fl
     first = Conversation(lab.handoff, new_id(), WHOLE)
     reference = await played(lab, first.id, await first.play_rest())
 
-    load = Load(lab.handoff, conversations, concurrency=concurrency, script=WHOLE)
     started = time.monotonic()
+
+    def sample(completed: int) -> None:
+        report.samples.append(Sample(time.monotonic() - started, completed, worker.rss()))
+
+    # A sample at every completion as well as every `interval`: conversations finish in bursts,
+    # and each tenth of the run must have samples of its own.
+    load = Load(lab.handoff, conversations, concurrency=concurrency, script=WHOLE, on_completed=sample)
     running = asyncio.create_task(load.run())
     while not running.done():
-        report.samples.append(Sample(time.monotonic() - started, load.completed, worker.rss()))
+        sample(load.completed)
         await asyncio.wait([running], timeout=interval)
     report.seconds = time.monotonic() - started
-    report.samples.append(Sample(report.seconds, load.completed, worker.rss()))
+    sample(load.completed)
     report.completed = load.completed
     report.errors = [repr(e) for e in load.errors]
     report.facts = lab.store.count_facts() - len(reference.facts)

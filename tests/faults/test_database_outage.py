@@ -45,7 +45,7 @@ async def test_postgresql_down_then_back(labs: LabFactory, reference: Played) ->
     postgres = PrivatePostgres(bin_dir)
     try:
         await asyncio.to_thread(postgres.init)
-        await asyncio.to_thread(postgres.start)
+        await postgres.start()
         lab = await labs("pg-outage", database_url=postgres.url)
         await lab.workers.start()
         conversation = Conversation(lab.handoff, new_id())
@@ -65,7 +65,7 @@ async def test_postgresql_down_then_back(labs: LabFactory, reference: Played) ->
             "RecordFacts retried",
         )
 
-        await asyncio.to_thread(postgres.start)
+        await postgres.restart()
         summary = await conversation.play_rest()
         run = await played(lab, conversation.id, summary)
     finally:

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 
 from handoff.devserver import DevServer
 from tests.faults.conftest import LabFactory
@@ -33,6 +34,7 @@ from tests.faults.harness import (
     entries,
     played,
     restart_server,
+    runs,
     sqlite_write_lock,
     start_server,
     wait_activity_started,
@@ -95,7 +97,7 @@ async def restarted(labs: LabFactory, file_server: DevServer) -> Restarted:
         active.append(len(load.active))
         down = time.monotonic()
         await asyncio.to_thread(file_server.kill)
-    await start_server(file_server)
+    await start_server(file_server, same_port=True)
     outages.append(time.monotonic() - down)
     await conversation.settle()
 
@@ -138,5 +140,18 @@ async def test_every_conversation_of_the_load_completes(restarted: Restarted) ->
 
 
 async def test_the_worker_reconnected_by_itself(restarted: Restarted) -> None:
+    """The worker started before the restarts is the only one; a conversation begun after the
+    last restart still runs to its end, every activity of it on that worker."""
     [worker] = restarted.lab.workers.started
+    lab = restarted.lab
+    after = Conversation(lab.handoff, new_id(), SHORT)
+    run = await played(lab, after.id, await after.play_rest())
+    assert_same_records(run, restarted.short_reference)
+    ran_on = {
+        e.activity_task_started_event_attributes.identity
+        for events in await runs(lab.handoff, after.id)
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    }
+    assert ran_on == {worker.identity}
     assert worker.alive
