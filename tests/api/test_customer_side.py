@@ -59,7 +59,7 @@ async def test_a_retried_message_with_the_same_idempotency_key_is_kept_once(api:
             api.post(
                 f"/conversations/{cid}/messages",
                 json={"text": "sent twice"},
-                headers={**customer, "Idempotency-Key": "message-1"},
+                headers={**customer, "Idempotency-Key": "message-key-0001-retry"},
             ),
             202,
         )
