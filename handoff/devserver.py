@@ -16,8 +16,10 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from handoff import search_attributes
 from handoff.local_secrets import PRIVATE_UMASK
@@ -34,10 +36,38 @@ def temporal_binary() -> str:
     return found
 
 
-def free_port() -> int:
+START_ATTEMPTS = 5
+"""Starts tried on a fresh port when the server chose its own port and lost it (see `start`)."""
+
+
+PROBE_TIMEOUT = 3.0
+"""Seconds one "is it serving yet?" probe may take before the next look at the process."""
+
+
+class PortTaken(RuntimeError):
+    """The server could not have its port: another process bound it first, or answers there."""
+
+
+def unused_port(ip: str = "127.0.0.1") -> int:
+    """A port nobody listens on at this instant. Another process may bind it before the server
+    does, so a server started on it checks that it got it (`DevServer.start`)."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((ip, 0))
         return int(s.getsockname()[1])
+
+
+def listens_on(port: int, pid: int) -> bool:
+    """True if process `pid` (or one of its children) listens on TCP `port`: a stranger answering
+    on the port we chose is not our server."""
+    try:
+        root = psutil.Process(pid)
+        ours = {pid, *(child.pid for child in root.children(recursive=True))}
+    except psutil.NoSuchProcess:
+        return False
+    return any(
+        c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid in ours
+        for c in psutil.net_connections(kind="tcp")
+    )
 
 
 def search_attribute_args() -> list[str]:
@@ -49,10 +79,14 @@ def search_attribute_args() -> list[str]:
 
 @dataclass
 class DevServer:
-    """A `temporal server start-dev` process on a SQLite file; start, stop, restart."""
+    """A `temporal server start-dev` process on a SQLite file; start, stop, restart.
+
+    `port` 0 (the default) lets the server have a port of its own choosing: `start` picks an
+    unused one and, if another process takes it first, starts again on another. A given port is
+    kept: its clients know the address, so losing it is an error (`PortTaken`)."""
 
     db_file: Path
-    port: int = field(default_factory=free_port)
+    port: int = 0
     ui_port: int | None = None  # None: no UI
     ip: str = "127.0.0.1"
     log_file: Path | None = None
@@ -87,6 +121,41 @@ class DevServer:
         """Start the server; its SQLite file (and -wal/-shm, which SQLite gives the same mode),
         its log and its folder are the owner's only, as conversations' history lives there."""
         self.db_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.port != 0:
+            self._start_on_own_port(timeout)
+            return
+        for attempt in range(1, START_ATTEMPTS + 1):
+            self.port = unused_port(self.ip)
+            try:
+                self._start_on_own_port(timeout)
+                return
+            except PortTaken:
+                if attempt == START_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_on_own_port(self, timeout: float) -> None:
+        """Start on `self.port`; `PortTaken` if the server exits at start while someone else
+        listens there, or if a stranger answers on the port instead of it."""
+        try:
+            self._launch(timeout)
+        except (RuntimeError, TimeoutError):
+            self.kill()
+            if self._someone_listens():
+                raise PortTaken(f"port {self.port} is taken by another process") from None
+            raise
+        assert self.process is not None
+        if not listens_on(self.port, self.process.pid):
+            self.kill()
+            raise PortTaken(f"another process answers on {self.address}")
+
+    def _someone_listens(self) -> bool:
+        return any(
+            c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == self.port
+            for c in psutil.net_connections(kind="tcp")
+        )
+
+    def _launch(self, timeout: float) -> None:
         if self.log_file is None:
             self.process = subprocess.Popen(
                 self.command(), stdout=subprocess.DEVNULL, start_new_session=True, umask=PRIVATE_UMASK
@@ -106,8 +175,9 @@ class DevServer:
 
         async def probe() -> bool:
             try:
-                # Connecting calls GetSystemInfo: it succeeds once the frontend serves.
-                await Client.connect(self.address)
+                # Connecting calls GetSystemInfo: it succeeds once the frontend serves. Bounded,
+                # as a stranger on the port may accept the connection and never answer.
+                await asyncio.wait_for(Client.connect(self.address), PROBE_TIMEOUT)
                 return True
             except Exception:
                 return False

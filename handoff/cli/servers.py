@@ -177,12 +177,13 @@ def print_demo_agents(out: Console, settings: Settings) -> None:
 
 
 def embedded_server(folder: Path, port: int | None = None, ui_port: int | None = None) -> DevServer:
-    """A dev server keeping temporal.db and temporal.log in `folder` (port None: a free one; no UI by default)."""
-    from handoff.devserver import DevServer, free_port
+    """A dev server keeping temporal.db and temporal.log in `folder` (port None: one the server
+    is sure to have, see `DevServer`; no UI by default)."""
+    from handoff.devserver import DevServer
 
     return DevServer(
         db_file=folder / "temporal.db",
-        port=free_port() if port is None else port,
+        port=0 if port is None else port,
         ui_port=ui_port,
         log_file=folder / "temporal.log",
     )
