@@ -35,3 +35,12 @@ def test_no_temporal_port_is_published() -> None:
     assert published == {"api": ["8000:8000"]}
     assert services["worker"]["environment"]["HANDOFF_TEMPORAL_ADDRESS"] == "temporal:7233"
     assert services["temporal-ui"]["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
+
+
+def test_the_customer_token_secret_has_no_published_default() -> None:
+    """A default in the compose file is public: anyone could sign a customer token for any
+    conversation. Compose refuses to start without the operator's own secret."""
+    services = compose()["services"]
+    secrets = {services[name]["environment"]["HANDOFF_CUSTOMER_TOKEN_SECRET"] for name in ("worker", "api")}
+    assert len(secrets) == 1
+    assert secrets.pop().startswith("${HANDOFF_CUSTOMER_TOKEN_SECRET:?")
