@@ -19,8 +19,10 @@ from temporalio.worker import Worker
 
 from activities import ConversationActivities
 from handoff.bot import KnowledgeBaseBot, KnowledgeBaseError
+from handoff.codec import EncryptionConfigError
 from handoff.config import Settings
 from handoff.connection import TemporalTlsError, connect_temporal
+from handoff.local_secrets import SecretFileError
 from handoff.store import Store
 from workflows import ConversationWorkflow
 
@@ -69,7 +71,7 @@ async def main(bot: KnowledgeBaseBot | None = None) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await run_worker(Settings(), stop, bot)
-    except (KnowledgeBaseError, TemporalTlsError) as refused:
+    except (KnowledgeBaseError, TemporalTlsError, EncryptionConfigError, SecretFileError) as refused:
         # Ops can act on this one: say it in one line, not a traceback.
         log.error("%s", refused)
         raise SystemExit(2) from None

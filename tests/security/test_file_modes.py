@@ -152,6 +152,25 @@ def test_a_command_outside_the_data_folder_makes_no_key_and_says_how_to_configur
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_worker_without_a_key_says_how_to_configure_one_in_one_line(tmp_path: Path) -> None:
+    """`python worker.py` in a folder with no key: exit code 2 and the setting to use, no
+    traceback for ops to read through, and no key made."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HANDOFF_")}
+    env["HANDOFF_TEMPORAL_ADDRESS"] = "127.0.0.1:1"
+    result = subprocess.run(
+        [sys.executable, str(Path(__file__).parents[2] / "worker.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "HANDOFF_ENCRYPTION_KEYS" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_configured_key_is_used_without_any_file(tmp_path: Path) -> None:
     settings = Settings(
         encryption_keys=SecretStr(TEST_KEYS),
