@@ -24,6 +24,7 @@ from handoff.config import Settings
 from handoff.connection import TemporalTlsError, connect_temporal
 from handoff.local_secrets import SecretFileError
 from handoff.store import Store
+from handoff.telemetry import ActivityOutcomes, tracer_from_environment, worker_runtime
 from workflows import ConversationWorkflow
 
 log = logging.getLogger("handoff.worker")
@@ -41,6 +42,8 @@ def build_worker(client: Client, task_queue: str, store: Store, bot: KnowledgeBa
         workflows=[ConversationWorkflow],
         activities=[activities.bot_answer, activities.record_facts],
         activity_executor=ThreadPoolExecutor(ACTIVITY_THREADS),
+        # Tracing, when on, comes with the client (handoff/telemetry.py); outcomes always count.
+        interceptors=[ActivityOutcomes()],
         max_concurrent_activities=ACTIVITY_THREADS,
         graceful_shutdown_timeout=timedelta(seconds=10),
         **options,  # type: ignore[arg-type]
@@ -50,7 +53,11 @@ def build_worker(client: Client, task_queue: str, store: Store, bot: KnowledgeBa
 async def run_worker(settings: Settings, stop: asyncio.Event, bot: KnowledgeBaseBot | None = None) -> None:
     """Run until `stop` is set, then shut down gracefully; `bot` defaults to the configured knowledge base."""
     bot = bot or KnowledgeBaseBot.from_file(settings.knowledge_base)  # a refused pattern stops us here
-    client = await connect_temporal(settings)
+    client = await connect_temporal(
+        settings,
+        tracer=tracer_from_environment("handoff-worker"),
+        runtime=worker_runtime(settings.worker_metrics_address),
+    )
     store = Store(settings.database_url)
     try:
         async with build_worker(

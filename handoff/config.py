@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     codec_token: SecretStr | None = None
     # Browser origins (the Temporal UI) allowed to call the codec endpoint; comma-separated in the env.
     codec_cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:8080", "http://localhost:8233"]
+    # Prometheus: `/metrics` on the API needs "Authorization: Bearer <metrics_token>"; unset, it
+    # answers loopback clients only. The worker serves its own `/metrics` on this address
+    # (host:port) when set; unset, none (see handoff/telemetry.py).
+    metrics_token: SecretStr | None = None
+    worker_metrics_address: str | None = None
 
     @field_validator("codec_cors_origins", mode="before")
     @classmethod

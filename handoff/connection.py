@@ -12,12 +12,15 @@ name checked in the server's certificate. Any of the files implies TLS.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
 from handoff.config import Settings
 from handoff.converter import data_converter
+from handoff.telemetry import temporal_interceptors
 
 
 class TemporalTlsError(ValueError):
@@ -52,12 +55,18 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     )
 
 
-async def connect_temporal(settings: Settings, *, lazy: bool = False) -> Client:
-    """A Temporal client for `settings`: address, namespace, the encrypting converter, TLS."""
+async def connect_temporal(
+    settings: Settings, *, lazy: bool = False, tracer: Any | None = None, runtime: Runtime | None = None
+) -> Client:
+    """A Temporal client for `settings`: address, namespace, the encrypting converter, TLS; with
+    `tracer`, span context carried to workflows and activities; with `runtime`, its metrics
+    (see handoff/telemetry.py)."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.namespace,
         data_converter=data_converter(settings),
         tls=tls_config(settings),
         lazy=lazy,
+        interceptors=temporal_interceptors(tracer),
+        runtime=runtime,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -19,23 +20,32 @@ from handoff.agents import AgentDirectory
 from handoff.api.deps import Services
 from handoff.api.docs import ASSETS_URL, install_docs
 from handoff.api.errors import BodyLimit, NoStore, install_error_handlers
-from handoff.api.routes import agents, customer, history, live
+from handoff.api.routes import agents, customer, history, live, metrics
 from handoff.client import HandoffClient
 from handoff.codec_server import codec_router
 from handoff.config import Settings
 from handoff.connection import connect_temporal
 from handoff.customer_tokens import CustomerTokens, load_secret
+from handoff.metrics import ApiMetrics, RequestMetrics
 from handoff.store import Store
+from handoff.telemetry import tracer_from_environment
 
 __all__ = ["Services", "create_app"]
 
 
 def create_app(
-    settings: Settings | None = None, *, client: HandoffClient | None = None, store: Store | None = None
+    settings: Settings | None = None,
+    *,
+    client: HandoffClient | None = None,
+    store: Store | None = None,
+    tracer: Any | None = None,
 ) -> FastAPI:
     """The API app. Without `client`/`store` it connects to Temporal (lazily, so it starts even
-    while Temporal is down and answers 503 until it is back) and opens the database at start-up."""
+    while Temporal is down and answers 503 until it is back) and opens the database at start-up.
+    `tracer` (default: the OTLP one the environment configures, if any) traces each request into
+    the workflows and activities it reaches (handoff/telemetry.py)."""
     settings = settings or Settings()
+    tracer = tracer or tracer_from_environment("handoff-api")
     s = Services(
         settings=settings,
         agents=AgentDirectory.from_settings(settings.agents_file),
@@ -48,7 +58,7 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         own_store = s.store is None
         if s.client is None:
-            temporal = await connect_temporal(settings, lazy=True)
+            temporal = await connect_temporal(settings, lazy=True, tracer=tracer)
             s.client = HandoffClient(temporal, settings.task_queue)
         if s.store is None:
             s.store = Store(settings.database_url)
@@ -70,12 +80,16 @@ def create_app(
         redoc_url=None,
     )
     app.state.services = s
+    app.state.metrics = ApiMetrics(lambda: s.store, lambda: [agent.id for agent in s.agents.agents])
     app.add_middleware(BodyLimit)
     app.add_middleware(NoStore, cacheable=f"{ASSETS_URL}/")
+    # Outermost: it counts and traces what the client gets, 413s and error answers included.
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics, tracer=tracer)
     install_error_handlers(app)
     install_docs(app)
     # Customer routes first: POST /conversations starts one, GET /conversations is the history.
     for router in (customer.router, agents.router, history.router, live.router):
         app.include_router(router)
+    app.include_router(metrics.router)
     app.include_router(codec_router(settings))  # operators' decryption, see handoff/codec_server.py
     return app
