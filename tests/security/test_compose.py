@@ -29,10 +29,12 @@ def test_the_codec_endpoint_is_closed_by_default_and_where_the_ui_looks_for_it()
 
 def test_no_temporal_port_is_published() -> None:
     """Whoever reaches Temporal's gRPC port can drive every workflow; its UI shows them all.
-    Only Handoff's API is published; Temporal and its UI are reached over compose's network."""
+    Only Handoff's API is published, and Grafana (behind its admin password) on this host's
+    loopback; Temporal, its UI and Prometheus are reached over compose's network."""
     services = compose()["services"]
     published = {name: service["ports"] for name, service in services.items() if service.get("ports")}
-    assert published == {"api": ["8000:8000"]}
+    assert published == {"api": ["8000:8000"], "grafana": ["127.0.0.1:3000:3000"]}
+    assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
     assert services["worker"]["environment"]["HANDOFF_TEMPORAL_ADDRESS"] == "temporal:7233"
     assert services["temporal-ui"]["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
 
