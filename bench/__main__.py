@@ -140,6 +140,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["assist"]:  # the bot and retrieval benchmark: no servers needed
+        from bench import assist
+
+        assist.main(argv[1:])
+        return
     args = parse(argv)
     plan = QUICK if args.quick else FULL
     if args.memory_levels:

@@ -1,0 +1,193 @@
+"""`python -m bench assist [--quick]`: the retrieval bot against the regular-expression bot.
+
+On the evaluation set in bench/data/assist_questions.toml (questions written for this project,
+none of them a knowledge-base example), each once as written and once with a typo (seeded), plus
+messages asking two questions and questions the knowledge base cannot answer:
+- **correct answers**: the reply is the right answer (for the `none` questions: the fallback);
+- **wrong answers**: another answer than the right one (worse than the fallback, which offers a person);
+- answer latency p50/p99 on this machine;
+- retrieval latency with 10,000 and 100,000 indexed texts (the size of a team's past replies), and
+  the memory the index adds.
+Asserts nothing; prints a table (and writes bench/assist.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import statistics
+import time
+import tomllib
+import tracemalloc
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from handoff.bot import KnowledgeBaseBot
+from handoff.models import BotReply
+from handoff.retrieval import TextIndex
+
+QUESTIONS = Path(__file__).with_name("data") / "assist_questions.toml"
+REPORT = Path(__file__).with_name("assist.md")
+SEED = 20261130
+
+
+@dataclass(frozen=True)
+class Case:
+    message: str
+    expected: tuple[str, ...]  # starts of the expected answers, in order; () = the fallback
+    group: str  # as written, typo, multi, none
+
+
+def regex_only(bot: KnowledgeBaseBot, message: str) -> BotReply:
+    """The bot as it was before retrieval: the first answer whose pattern matches, else the fallback."""
+    if bot.wants_human(message):
+        return BotReply(text=bot.handoff_answer, wants_human=True)
+    for answer in bot.answers:
+        if answer.matches(message):
+            return BotReply(text=answer.text)
+    return BotReply(text=bot.fallback)
+
+
+def typo(text: str, rng: random.Random) -> str:
+    """One typo in one word of 5+ letters: a letter dropped, doubled, swapped or replaced."""
+    words = text.split(" ")
+    long_words = [i for i, w in enumerate(words) if sum(c.isalpha() for c in w) >= 5]
+    if not long_words:
+        return text
+    i = rng.choice(long_words)
+    w = words[i]
+    at = rng.randrange(1, len(w) - 1)
+    kind = rng.choice(["drop", "double", "swap", "replace"])
+    if kind == "drop":
+        w = w[:at] + w[at + 1 :]
+    elif kind == "double":
+        w = w[:at] + w[at] + w[at:]
+    elif kind == "swap":
+        w = w[: at - 1] + w[at] + w[at - 1] + w[at + 1 :]
+    else:
+        w = w[:at] + rng.choice("abcdefghijklmnopqrstuvwxyz") + w[at + 1 :]
+    words[i] = w
+    return " ".join(words)
+
+
+def cases() -> list[Case]:
+    data = tomllib.loads(QUESTIONS.read_text(encoding="utf-8"))
+    rng = random.Random(SEED)
+    out: list[Case] = []
+    for topic in data["topics"].values():
+        for question in topic["questions"]:
+            out.append(Case(question, (topic["answer"],), "as written"))
+            out.append(Case(typo(question, rng), (topic["answer"],), "typo"))
+    for question in data["none"]["questions"]:
+        out.append(Case(question, (), "none"))
+    for message, expected in data["multi"]["messages"]:
+        out.append(Case(message, tuple(expected), "multi"))
+    return out
+
+
+def is_correct(bot: KnowledgeBaseBot, reply: BotReply, case: Case) -> bool:
+    if not case.expected:
+        return reply.text == bot.fallback
+    parts = reply.text.split("\n\n")
+    return len(parts) == len(case.expected) and all(p.startswith(e) for p, e in zip(parts, case.expected, strict=True))
+
+
+def is_wrong(bot: KnowledgeBaseBot, reply: BotReply, case: Case) -> bool:
+    """An answer that is not the right one (the fallback is not wrong, only unhelpful)."""
+    return reply.text != bot.fallback and not is_correct(bot, reply, case)
+
+
+@dataclass
+class Tally:
+    total: int = 0
+    correct: int = 0
+    wrong: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+
+def evaluate(bot: KnowledgeBaseBot, answer: object, all_cases: list[Case]) -> dict[str, Tally]:
+    tallies: dict[str, Tally] = {}
+    for case in all_cases:
+        started = time.perf_counter()
+        reply = answer(bot, case.message)  # type: ignore[operator]
+        elapsed = time.perf_counter() - started
+        for group in (case.group, "all"):
+            t = tallies.setdefault(group, Tally())
+            t.total += 1
+            t.correct += is_correct(bot, reply, case)
+            t.wrong += is_wrong(bot, reply, case)
+            t.latencies.append(elapsed)
+    return tallies
+
+
+def synthetic_texts(count: int, rng: random.Random) -> list[str]:
+    """`count` reply-like texts over a vocabulary of 20,000 made-up words (Zipf-like use)."""
+    vocabulary = [
+        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(4, 10))) for _ in range(20000)
+    ]
+    weights = [1 / (rank + 1) for rank in range(len(vocabulary))]
+    return [" ".join(rng.choices(vocabulary, weights, k=rng.randint(8, 30))) for _ in range(count)]
+
+
+def index_figures(count: int, queries: int) -> tuple[float, float, float, float]:
+    """Build seconds, retrieval p50 and p99 (ms), and the MB the index holds, for `count` texts."""
+    rng = random.Random(SEED + count)
+    texts = synthetic_texts(count, rng)
+    gc.collect()
+    tracemalloc.start()
+    started = time.perf_counter()
+    index = TextIndex(texts)
+    built = time.perf_counter() - started
+    held_mb = tracemalloc.get_traced_memory()[0] / 1e6
+    tracemalloc.stop()
+    timings = []
+    for _ in range(queries):
+        query = " ".join(rng.choice(texts).split()[:6])
+        started = time.perf_counter()
+        index.search(query, k=3)
+        timings.append((time.perf_counter() - started) * 1000)
+    timings.sort()
+    return built, statistics.median(timings), timings[int(len(timings) * 0.99) - 1], held_mb
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench assist", description=__doc__.split("\n\n")[0] if __doc__ else ""
+    )
+    parser.add_argument("--quick", action="store_true", help="skip the 100,000-text index")
+    args = parser.parse_args(argv)
+    bot = KnowledgeBaseBot.from_file()
+    all_cases = cases()
+    retrieval = evaluate(bot, KnowledgeBaseBot.answer, all_cases)
+    regex = evaluate(bot, regex_only, all_cases)
+    lines = [
+        "| Questions | count | regex bot: correct | retrieval bot: correct | regex bot: wrong | retrieval bot: wrong |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for group in ("as written", "typo", "multi", "none", "all"):
+        r, n = regex[group], retrieval[group]
+        lines.append(
+            f"| {group} | {n.total} | {r.correct / r.total:.0%} | {n.correct / n.total:.0%} "
+            f"| {r.wrong / r.total:.0%} | {n.wrong / n.total:.0%} |"
+        )
+    latencies = sorted(retrieval["all"].latencies)
+    p50, p99 = statistics.median(latencies) * 1000, latencies[int(len(latencies) * 0.99) - 1] * 1000
+    lines += [
+        "",
+        f"Answer latency (retrieval bot, {len(latencies)} messages): p50 {p50:.2f} ms, p99 {p99:.2f} ms; "
+        f"confidence threshold {bot.confidence_threshold}.",
+        "",
+        "| Indexed texts | build | search p50 | search p99 | memory held |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for count in (10_000,) if args.quick else (10_000, 100_000):
+        built, search_p50, search_p99, held = index_figures(count, 200)
+        lines.append(f"| {count:,} | {built:.1f} s | {search_p50:.2f} ms | {search_p99:.2f} ms | {held:.0f} MB |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    REPORT.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
