@@ -20,7 +20,9 @@ from handoff.agents import AgentDirectory
 from handoff.api.deps import Services
 from handoff.api.docs import ASSETS_URL, install_docs
 from handoff.api.errors import BodyLimit, NoStore, install_error_handlers
-from handoff.api.routes import agents, customer, history, live, metrics
+from handoff.api.routes import agents, assist, customer, history, live, metrics
+from handoff.assist import Assistant
+from handoff.bot import KnowledgeBaseBot
 from handoff.client import HandoffClient
 from handoff.codec_server import codec_router
 from handoff.config import Settings
@@ -80,6 +82,8 @@ def create_app(
         redoc_url=None,
     )
     app.state.services = s
+    # Suggested replies: the knowledge base is read once, here (a bad file stops the start-up).
+    app.state.assistant = Assistant(KnowledgeBaseBot.from_file(settings.knowledge_base))
     app.state.metrics = ApiMetrics(lambda: s.store, lambda: [agent.id for agent in s.agents.agents])
     app.add_middleware(BodyLimit)
     app.add_middleware(NoStore, cacheable=f"{ASSETS_URL}/")
@@ -88,7 +92,7 @@ def create_app(
     install_error_handlers(app)
     install_docs(app)
     # Customer routes first: POST /conversations starts one, GET /conversations is the history.
-    for router in (customer.router, agents.router, history.router, live.router):
+    for router in (customer.router, agents.router, assist.router, history.router, live.router):
         app.include_router(router)
     app.include_router(metrics.router)
     app.include_router(codec_router(settings))  # operators' decryption, see handoff/codec_server.py

@@ -25,6 +25,7 @@ app.command()(parts.api)
 conversations_app.command("list")(conversations.list_conversations)
 conversations_app.command("show")(conversations.show_conversation)
 conversations_app.command("history")(conversations.conversation_history)
+conversations_app.command("suggestions")(conversations.conversation_suggestions)
 app.command()(stats.stats)
 app.command()(demo.demo)
 

@@ -1,7 +1,8 @@
-"""`handoff conversations list | show | history`: what ops read about conversations.
+"""`handoff conversations list | show | history | suggestions`: what ops read about conversations.
 
 `list` reads the database; `show` reads the running workflow when there is one (the live
-state) and the database otherwise; `history` reads Temporal's event history of every run.
+state) and the database otherwise; `history` reads Temporal's event history of every run;
+`suggestions` the replies AI assist offers for the customer's latest messages (database only).
 """
 
 from __future__ import annotations
@@ -173,3 +174,36 @@ async def conversation_runs(handoff: HandoffClient, conversation_id: str) -> lis
         ((run_id, started, status.name.lower() if status else "?") for run_id, (started, status) in runs.items()),
         key=lambda r: r[1],
     )
+
+
+def conversation_suggestions(conversation_id: Annotated[str, typer.Argument(help="The conversation id.")]) -> None:
+    """The replies AI assist suggests for the customer's latest messages, best first."""
+    from handoff.assist import Assistant, customer_context
+    from handoff.bot import KnowledgeBaseBot
+
+    async def main() -> None:
+        settings = Settings()
+        assistant = Assistant(KnowledgeBaseBot.from_file(settings.knowledge_base))
+        with open_store(settings) as store:
+            if store.summary(conversation_id) is None:
+                raise ConversationNotFound(f"no conversation {conversation_id!r} in the database")
+            assistant.refresh(store, force=True)
+            context = customer_context(store.transcript(conversation_id))
+        out = console()
+        if not context:
+            out.print("No customer message to suggest a reply to.")
+            return
+        out.print(Text("Customer: ", style="bold") + Text(" / ".join(context)))
+        suggested = assistant.suggest(context, exclude_conversation=conversation_id)
+        if not suggested:
+            out.print("No suggestion is close enough.")
+            return
+        table = Table(title="Suggested replies, best first", title_justify="left")
+        for column in ("Score", "Source", "Reply", "Id"):
+            table.add_column(column, no_wrap=column in ("Score", "Id"))
+        for suggestion in suggested:
+            source = suggestion.source.conversation_id or "knowledge base"
+            table.add_row(f"{suggestion.score:.2f}", source, suggestion.text, suggestion.id)
+        out.print(table)
+
+    run(main)
