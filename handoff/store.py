@@ -212,7 +212,10 @@ class Store:
 
     def __init__(self, url_or_engine: str | Engine) -> None:
         self.engine = create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
-        metadata.create_all(self.engine)
+        # The schema is brought to the latest migration by whoever opens the database first.
+        from handoff.schema import upgrade
+
+        upgrade(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()

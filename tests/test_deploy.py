@@ -48,6 +48,11 @@ def test_compose_commands_are_real_commands() -> None:
     services = compose()["services"]
     assert services["worker"]["command"] == ["python", "worker.py"]
     assert (ROOT / "worker.py").exists()
+    migrate = services["handoff-migrate"]["command"]
+    assert migrate[0] == "handoff"
+    assert CliRunner().invoke(app, [*migrate[1:], "--help"]).exit_code == 0
+    for name in ("worker", "api"):
+        assert services[name]["depends_on"]["handoff-migrate"] == {"condition": "service_completed_successfully"}
     api_command = services["api"]["command"]
     assert api_command[0] == "handoff"
     result = CliRunner().invoke(app, [*api_command[1:], "--help"])

@@ -16,8 +16,14 @@ This file builds the command tree.
 
 from __future__ import annotations
 
-from handoff.cli import conversations, demo, parts, stats, up
+import typer
+
+from handoff.cli import conversations, db, demo, parts, stats, up
 from handoff.cli.main import app, conversations_app
+
+db_app = typer.Typer(help="The project database: schema migrations.", no_args_is_help=True)
+db_app.command("upgrade")(db.upgrade)
+app.add_typer(db_app, name="db")
 
 app.command()(up.up)
 app.command()(parts.worker)
