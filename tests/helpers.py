@@ -112,7 +112,8 @@ def notes(transcript: list[TranscriptEntry]) -> list[str]:
 
 
 async def wait_for_entries(handoff: HandoffClient, conversation_id: str, count: int) -> list[TranscriptEntry]:
-    return await eventually(lambda: handoff.transcript(conversation_id), lambda t: len(t) >= count)
+    # A generous bound: a worker process just started on a busy machine may take a while to poll.
+    return await eventually(lambda: handoff.transcript(conversation_id), lambda t: len(t) >= count, timeout=60.0)
 
 
 def play(

@@ -44,6 +44,8 @@ NOTHING_TO_NEGATE = {
     "GET /conversations/{conversation_id}",
     "GET /live/waiting",
     "GET /live/mine",
+    "GET /metrics",
+    "GET /conversations/{conversation_id}/suggestions",
 }
 
 
