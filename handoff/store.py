@@ -105,6 +105,30 @@ idempotent_requests = sa.Table(
 )
 
 
+# AI assist (handoff/assist.py): what was suggested to whom, and what the agent made of it.
+suggestions_shown = sa.Table(
+    "suggestions_shown",
+    metadata,
+    sa.Column("conversation_id", sa.String(100), primary_key=True),
+    sa.Column("suggestion_id", sa.String(32), primary_key=True),
+    sa.Column("agent_id", sa.String(200), primary_key=True),
+    sa.Column("source_kind", sa.String(20), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("first_shown_at", UTCDateTime, nullable=False, index=True),
+)
+
+suggestion_feedback = sa.Table(
+    "suggestion_feedback",
+    metadata,
+    sa.Column("conversation_id", sa.String(100), primary_key=True),
+    sa.Column("suggestion_id", sa.String(32), primary_key=True),
+    sa.Column("agent_id", sa.String(200), primary_key=True),
+    sa.Column("action", sa.String(20), nullable=False),  # used, edited, dismissed
+    sa.Column("implicit", sa.Boolean, nullable=False),  # a reply close to it, without a click
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+)
+
+
 def _fact_row(fact: Fact) -> dict[str, Any]:
     entry = fact.entry
     return {

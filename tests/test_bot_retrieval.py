@@ -120,3 +120,13 @@ def test_retrieval_folds_endings_corrects_one_edit_and_ignores_numbers() -> None
     assert index.correct("pwd") is None  # too short to guess
     hits = index.search("passwrod reset")
     assert [h.index for h in hits] == [0] and hits[0].score > 0.8
+
+
+def test_a_reply_is_matched_to_a_suggestion_by_its_content_words() -> None:
+    from handoff.assist import EDITED_SIMILARITY, USED_SIMILARITY, similarity
+
+    suggestion = "You can reset your password from the sign-in page."
+    assert similarity("you can RESET your password from the sign-in page!", suggestion) >= USED_SIMILARITY
+    edited = similarity("Reset your password from the sign-in page, then check your mailbox.", suggestion)
+    assert EDITED_SIMILARITY <= edited < USED_SIMILARITY
+    assert similarity("Your parcel arrives tomorrow.", suggestion) < EDITED_SIMILARITY

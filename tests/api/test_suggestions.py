@@ -101,3 +101,51 @@ async def test_knowledge_base_answers_are_suggested_and_only_to_the_holder(
 
     await eventually(suggestions_status, lambda r: r["status"] == 409, what="suggestions refused once closed")
     await refused(api.get("/conversations/no-such-conversation/suggestions", headers=ALICE), 404)
+
+
+async def test_feedback_and_a_reply_close_to_a_suggestion_count_in_the_statistics(
+    own_api: tuple[httpx.AsyncClient, Store],
+) -> None:
+    api, store = own_api
+    await resolved(api, store, "sugg-6", "My discount code is not accepted at checkout", DISCOUNT_REPLY, "resolved")
+    current = await held_by_alice(api, store, "sugg-7", "the discount code is not accepted, I forgot my password")
+    shown = (await ok(api.get(f"/conversations/{current}/suggestions", headers=ALICE)))["suggestions"]
+    by_text = {s["text"]: s["id"] for s in shown}
+    assert {DISCOUNT_REPLY, PASSWORD_ANSWER} <= set(by_text), shown
+
+    feedback = f"/conversations/{current}/suggestions/{by_text[PASSWORD_ANSWER]}/feedback"
+    dismissed = await ok(api.post(feedback, json={"action": "dismissed"}, headers=ALICE))
+    assert dismissed["action"] == "dismissed" and dismissed["implicit"] is False
+    await refused(api.post(feedback, json={"action": "loved"}, headers=ALICE), 422)
+    await refused(api.post(feedback, json={"action": "used"}, headers=BOB), 404)  # never shown to Bob
+    await refused(
+        api.post(
+            f"/conversations/{current}/suggestions/0123456789abcdef/feedback", json={"action": "used"}, headers=ALICE
+        ),
+        404,
+    )
+    # Alice sends the past reply with one word changed: it counts as that suggestion edited.
+    await ok(
+        api.post(
+            f"/conversations/{current}/replies", json={"text": DISCOUNT_REPLY.replace("basket", "cart")}, headers=ALICE
+        )
+    )
+    await ok(api.post(f"/conversations/{current}/close", json={"outcome": "resolved"}, headers=ALICE))
+
+    async def alice_stats() -> dict[str, Any]:
+        return await ok(api.get("/stats/assist", params={"agent": "alice"}, headers=ALICE))
+
+    stats = await eventually(
+        alice_stats,
+        lambda s: s["first_response_with_suggestion"]["count"] == 1,
+        what="the assisted first reply in the statistics",
+    )
+    totals = stats["totals"]
+    assert totals["shown"] == len(shown)
+    assert (totals["used"], totals["edited"], totals["dismissed"]) == (0, 1, 1)
+    assert totals["acceptance_rate"] == round(1 / len(shown), 4)
+    assert stats["per_agent"]["alice"] == totals and sum(d["shown"] for d in stats["per_day"].values()) == len(shown)
+    # The earlier conversation's first reply was made without suggestions.
+    assert stats["first_response_without_suggestion"]["count"] == 1
+    bob = await ok(api.get("/stats/assist", params={"agent": "bob"}, headers=ALICE))
+    assert bob["totals"] == {"shown": 0, "used": 0, "edited": 0, "dismissed": 0, "acceptance_rate": None}

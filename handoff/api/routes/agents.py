@@ -3,11 +3,15 @@ or refused them) and the agent's view of it, with system notes."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
 
 from handoff.api.deps import AGENT_ERRORS, ERRORS, CurrentAgent, ServicesDep, check_id
 from handoff.api.reads import read_conversation
 from handoff.api.schemas import CloseRequest, ConversationDetail, NewReply
+from handoff.assist import match_reply
 from handoff.models import ConversationSummary
 
 router = APIRouter(tags=["agent"])
@@ -23,7 +27,10 @@ async def take_over(conversation_id: str, agent: CurrentAgent, s: ServicesDep) -
 @router.post("/conversations/{conversation_id}/replies", responses=AGENT_ERRORS)
 async def reply(conversation_id: str, body: NewReply, agent: CurrentAgent, s: ServicesDep) -> ConversationSummary:
     check_id(conversation_id)
-    return await s.temporal(s.handoff.reply(conversation_id, agent, body.text), command=True)
+    summary = await s.temporal(s.handoff.reply(conversation_id, agent, body.text), command=True)
+    # A reply close to a suggestion shown to this agent counts as that suggestion used.
+    await run_in_threadpool(match_reply, s.db, conversation_id, agent.id, body.text, datetime.now(UTC))
+    return summary
 
 
 @router.post("/conversations/{conversation_id}/hand-back", responses=AGENT_ERRORS)
