@@ -25,6 +25,7 @@ from handoff.store import Store
 from tests.helpers import ALICE, eventually, new_id
 from worker import build_worker
 
+KEYWORD = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
 DEFAULTS = TimerSettings(
     bot_idle_close=timedelta(hours=24),
     waiting_sla=timedelta(minutes=2),
@@ -54,7 +55,7 @@ async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         await env.client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(
                 namespace=env.client.namespace,
-                search_attributes={key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in search_attributes.ALL},
+                search_attributes={key.name: KEYWORD for key in search_attributes.ALL},
             )
         )
         yield env
@@ -109,7 +110,7 @@ async def test_a_waiting_customer_is_told_once_the_queue_is_overdue_then_abandon
     assert final.outcome is Outcome.INACTIVE
     facts = skipping_store.facts(conversation_id)
     bot_said = [f.entry.text for f in facts if f.entry is not None and f.entry.kind is EntryKind.BOT]
-    assert bot_said.count(DEFAULTS.waiting_notice) == 1
+    assert bot_said.count("All our agents are busy; thank you for waiting.") == 1
     assert sum(f.kind is FactKind.WAITING_SLA_BREACHED for f in facts) == 1
 
 
