@@ -42,7 +42,19 @@ from handoff.models import (
 MAX_MESSAGE_CHARS = 10_000
 """Longest customer or agent message accepted, in characters."""
 
-RECORDED_PROMPTLY = frozenset({FactKind.HUMAN_REQUESTED, FactKind.TAKEN_OVER, FactKind.HANDED_BACK, FactKind.CLOSED})
+RECORDED_PROMPTLY = frozenset(
+    {
+        FactKind.HUMAN_REQUESTED,
+        FactKind.TAKEN_OVER,
+        FactKind.HANDED_BACK,
+        FactKind.CLOSED,
+        # Issue 9: they move or flag conversations in the live columns too.
+        FactKind.TRANSFERRED,
+        FactKind.RELEASED,
+        FactKind.WAITING_SLA_BREACHED,
+        FactKind.FIRST_REPLY_SLA_BREACHED,
+    }
+)
 """Transitions the live columns must show at once; other facts may wait for the next write."""
 
 UNRECORDED_FACTS_KEPT = 50

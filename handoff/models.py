@@ -39,6 +39,10 @@ class EntryKind(StrEnum):
     INTERNAL = "internal"
 
 
+CUSTOMER_VISIBLE = frozenset({EntryKind.CUSTOMER, EntryKind.BOT, EntryKind.AGENT})
+"""The entries a customer sees: never system notes, never agents' internal notes."""
+
+
 class FactKind(StrEnum):
     """What the statistics are computed from; one row per fact, keyed per event."""
 
