@@ -16,7 +16,7 @@ This file builds the command tree.
 
 from __future__ import annotations
 
-from handoff.cli import conversations, demo, parts, stats, up
+from handoff.cli import conversations, demo, parts, people, stats, up
 from handoff.cli.main import app, conversations_app
 
 app.command()(up.up)
@@ -25,6 +25,9 @@ app.command()(parts.api)
 conversations_app.command("list")(conversations.list_conversations)
 conversations_app.command("show")(conversations.show_conversation)
 conversations_app.command("history")(conversations.conversation_history)
+conversations_app.command("transfer")(people.transfer)
+conversations_app.command("release")(people.release)
+conversations_app.command("note")(people.note)
 app.command()(stats.stats)
 app.command()(demo.demo)
 
