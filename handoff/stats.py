@@ -559,7 +559,7 @@ def _query(since: datetime | None, until: datetime | None, agent_id: str | None)
         query = query.where(facts.c.conversation_id.in_(touched))
     if agent_id is not None:
         handled = sa.select(facts.c.conversation_id).where(
-            facts.c.kind == FactKind.TAKEN_OVER.value, facts.c.agent_id == agent_id
+            facts.c.kind.in_([FactKind.TAKEN_OVER.value, FactKind.TRANSFERRED.value]), facts.c.agent_id == agent_id
         )
         query = query.where(facts.c.conversation_id.in_(handled))
     return query.order_by(facts.c.conversation_id, facts.c.number)

@@ -443,7 +443,8 @@ class Store:
         if agent_id is not None:
             took_over = sa.select(facts.c.key).where(
                 facts.c.conversation_id == c.id,
-                facts.c.kind == FactKind.TAKEN_OVER.value,
+                # Issue 9: a transfer gives the conversation to `agent_id` as a take-over does.
+                facts.c.kind.in_([FactKind.TAKEN_OVER.value, FactKind.TRANSFERRED.value]),
                 facts.c.agent_id == agent_id,
             )
             query = query.where(sa.exists(took_over))

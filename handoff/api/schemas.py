@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from handoff.lifecycle import MAX_MESSAGE_CHARS, Rejected, check_text
 from handoff.models import Agent, ConversationSummary, Outcome, Status, TranscriptEntry
@@ -54,6 +54,13 @@ class NewReply(Body):
 
 class CloseRequest(Body):
     outcome: Outcome
+
+    @field_validator("outcome")
+    @classmethod
+    def _an_agents_outcome(cls, outcome: Outcome) -> Outcome:
+        if outcome is Outcome.INACTIVE:
+            raise ValueError("inactive is set by the timers, not an agent's outcome; use resolved or not_resolved")
+        return outcome
 
 
 class TransferRequest(Body):
