@@ -316,6 +316,7 @@ class Conversation:
             return []
         before = len(self.state.outbox)
         s = self.state
+        status_before = s.status
         key = request_key(command)
         if key is not None:
             s.seen_request_ids = [*s.seen_request_ids, key][-SEEN_REQUEST_IDS_KEPT:]
@@ -366,7 +367,7 @@ class Conversation:
             case Transfer() | Release() | AddNote() | TimerFired():
                 if not self._apply_issue9(command, now):
                     return []
-        self._follow_timers(command, now)
+        self._follow_timers(command, now, status_before)
         s.updated_at = now
         return s.outbox[before:]
 
@@ -452,7 +453,7 @@ class Conversation:
         self.state.transcript.append(entry)
         self._fact(FactKind.NOTE, now, entry=entry, agent=agent, cause=cause)
 
-    def _follow_timers(self, command: Command, now: datetime) -> None:
+    def _follow_timers(self, command: Command, now: datetime, status_before: Status) -> None:
         """(Re)arm the timers a command starts and cancel those it makes moot.
 
         A customer message restarts the bot-idle clock and stops the human-idle one; an agent's
@@ -479,17 +480,11 @@ class Conversation:
                 self._arm(TimerKind.BOT_IDLE_CLOSE, now)
             case Release():
                 self._arm(TimerKind.BOT_IDLE_CLOSE, now)
-        if s.status is Status.WAITING and TimerKind.WAITING_SLA not in pending and self._entered_waiting(command):
-            self._arm(TimerKind.WAITING_SLA, now)
+        if s.status is Status.WAITING and status_before is not Status.WAITING:
+            self._arm(TimerKind.WAITING_SLA, now)  # once per wait: a second request changes nothing
         for timer in list(pending):
             if s.status not in TIMER_STATUSES[timer]:
                 del pending[timer]
-
-    def _entered_waiting(self, command: Command) -> bool:
-        """Whether this command put the conversation in the Waiting column (the SLA starts)."""
-        if isinstance(command, RequestHuman | BotAnswered | Release):
-            return True
-        return isinstance(command, TimerFired) and command.timer is TimerKind.FIRST_REPLY_SLA
 
     def _arm(self, timer: TimerKind, now: datetime) -> None:
         settings = self.state.timers

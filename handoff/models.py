@@ -7,6 +7,7 @@ the lifecycle rules and their tests use these models without a server.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -206,7 +207,8 @@ class Fact(Model):
     @property
     def key(self) -> str:
         if self.cause is not None:
-            return f"{self.conversation_id}:{self.cause}"
+            # A digest of the cause: keys stay within the column's 120 characters (ids take up to 100).
+            return f"{self.conversation_id}:~{hashlib.blake2b(self.cause.encode(), digest_size=8).hexdigest()}"
         return f"{self.conversation_id}:{self.number}"
 
 

@@ -129,7 +129,8 @@ def test_timer_facts_are_keyed_by_their_cause() -> None:
     conv.apply(RequestHuman(), at(10))
     fire_next(conv)
     breach = next(f for f in conv.state.outbox if f.kind is FactKind.WAITING_SLA_BREACHED)
-    assert breach.key == f"c1:timer:waiting_sla:{at(130).isoformat()}:breached"
+    assert breach.cause == f"timer:waiting_sla:{at(130).isoformat()}:breached"
+    assert breach.key.startswith("c1:~") and len(breach.key) == len("c1:~") + 16
 
 
 def test_transfer_release_and_internal_notes() -> None:
@@ -146,7 +147,7 @@ def test_transfer_release_and_internal_notes() -> None:
     assert texts(conv, EntryKind.SYSTEM)[-1] == "Bob Stone returned the conversation to the queue"
     assert texts(conv, EntryKind.INTERNAL) == ["VIP customer", "refund approved"]
     transferred = next(f for f in conv.state.outbox if f.kind is FactKind.TRANSFERRED)
-    assert transferred.key == "c1:transfer:u1:transferred"
+    assert transferred.cause == "transfer:u1:transferred"
 
 
 @pytest.mark.parametrize(
@@ -195,3 +196,11 @@ def test_settings_parse_durations_and_zero_turns_a_timer_off() -> None:
     assert timers.first_reply_sla == timedelta(hours=24)
     with pytest.raises(ValueError, match="not a duration"):
         Settings(waiting_sla="soon")
+
+
+def test_asking_again_while_overdue_does_not_start_the_waiting_sla_again() -> None:
+    conv = fresh()
+    conv.apply(RequestHuman(), at(10))
+    fire_next(conv)
+    conv.apply(RequestHuman(), at(200))
+    assert TimerKind.WAITING_SLA not in conv.state.pending_timers
