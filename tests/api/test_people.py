@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from handoff.api import create_app
 from handoff.client import HandoffClient
 from handoff.config import Settings
-from handoff.models import Status
+from handoff.models import Status, TimerSettings
 from handoff.store import Store
 from tests.api.helpers import ALICE, BOB, bearer, ids, ok, refused, seen_eventually, start, texts, transcript
 from tests.helpers import eventually
@@ -133,3 +133,22 @@ async def test_a_customer_rates_once_in_range_and_in_time(
     stored = store.rating(cid)
     assert stored is not None and (stored.score, stored.comment) == (4, "quick, thanks")
     assert stored.agent is not None and stored.agent.id == "alice"
+
+
+async def test_overdue_conversations_are_flagged_in_the_live_columns(
+    api_settings: Settings, handoff: HandoffClient, store: Store
+) -> None:
+    short = TimerSettings(waiting_sla=timedelta(seconds=1), first_reply_sla=timedelta(seconds=1))
+    timed = HandoffClient(handoff.temporal, handoff.task_queue, store, short)
+    app = create_app(api_settings, client=timed, store=store)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://handoff.test") as api:
+        created = await start(api)
+        cid, customer = created["id"], bearer(created["customer_token"])
+        await ok(api.post(f"/conversations/{cid}/request-human", headers=customer), 202)
+
+        def flagged(column: dict[str, Any]) -> bool:
+            return any(c["conversation_id"] == cid and c["overdue"] for c in column["conversations"])
+
+        await seen_eventually(lambda: ok(api.get("/live/waiting", headers=ALICE)), flagged)
+        await ok(api.post(f"/conversations/{cid}/takeover", headers=ALICE))
+        await seen_eventually(lambda: ok(api.get("/live/mine", headers=ALICE)), flagged)
