@@ -114,6 +114,10 @@ class AgentDirectory:
     def is_demo(self) -> bool:
         return self.source == DEMO_AGENTS_FILE
 
+    def by_id(self, agent_id: str) -> Agent | None:
+        entry = next((e for e in self.agents if e.id == agent_id), None)
+        return entry.agent if entry else None
+
     def by_token(self, token: str) -> Agent | None:
         entry = self._by_digest.get(_digest(token))
         return entry.agent if entry else None

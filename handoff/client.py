@@ -26,6 +26,7 @@ from handoff.config import Settings
 from handoff.connection import connect_temporal
 from handoff.lifecycle import CLOSED_MESSAGE, MAX_CUSTOMER_ID_CHARS, Rejected, RejectionCode, check_text
 from handoff.models import (
+    AddNote,
     Agent,
     AgentReply,
     Close,
@@ -34,9 +35,12 @@ from handoff.models import (
     CustomerMessage,
     HandBack,
     Outcome,
+    Release,
     RequestHuman,
     TakeOver,
+    TimerSettings,
     TranscriptEntry,
+    Transfer,
 )
 from handoff.store import Store
 from workflows.conversation import ConversationWorkflow
@@ -77,12 +81,17 @@ class InvalidCommand(HandoffError):
     pass
 
 
+class InvalidTransferTarget(HandoffError):
+    """A transfer to the agent who already holds the conversation, or to no known agent."""
+
+
 ERRORS_BY_CODE: dict[str, type[HandoffError]] = {
     RejectionCode.CLOSED: ConversationClosed,
     RejectionCode.HELD_BY_OTHER: ConversationHeld,
     RejectionCode.NOT_ASSIGNED: NotAssignedAgent,
     RejectionCode.WRONG_STATUS: WrongStatus,
     RejectionCode.INVALID: InvalidCommand,
+    RejectionCode.INVALID_TARGET: InvalidTransferTarget,
 }
 
 
@@ -92,17 +101,21 @@ def workflow_id(conversation_id: str) -> str:
 
 
 class HandoffClient:
-    """`store`: the project database, for transcript entries a long conversation no longer holds."""
+    """`store`: the project database, for transcript entries a long conversation no longer holds;
+    `timers`: what new conversations start with (None: no timers; `connect` uses the settings')."""
 
-    def __init__(self, client: Client, task_queue: str, store: Store | None = None) -> None:
+    def __init__(
+        self, client: Client, task_queue: str, store: Store | None = None, timers: TimerSettings | None = None
+    ) -> None:
         self.temporal = client
         self.task_queue = task_queue
         self.store = store
+        self.timers = timers
 
     @classmethod
     async def connect(cls, settings: Settings | None = None, store: Store | None = None) -> HandoffClient:
         settings = settings or Settings()
-        return cls(await connect_temporal(settings), settings.task_queue, store)
+        return cls(await connect_temporal(settings), settings.task_queue, store, settings.timers())
 
     def handle(self, conversation_id: str) -> WorkflowHandle[Any, ConversationSummary]:
         return self.temporal.get_workflow_handle_for(ConversationWorkflow.run, workflow_id(conversation_id))
@@ -117,6 +130,7 @@ class HandoffClient:
         *,
         message_id: str | None = None,
         continue_as_new_after_events: int | None = None,
+        previous_conversation_id: str | None = None,
     ) -> None:
         """Deliver a customer message, starting the conversation if it is new.
 
@@ -133,6 +147,8 @@ class HandoffClient:
                     conversation_id=conversation_id,
                     customer_id=customer_id,
                     continue_as_new_after_events=continue_as_new_after_events,
+                    timers=self.timers,
+                    previous_conversation_id=previous_conversation_id,
                 ),
                 id=workflow_id(conversation_id),
                 task_queue=self.task_queue,
@@ -171,6 +187,25 @@ class HandoffClient:
             allowed = ", ".join(o.value for o in Outcome)
             raise InvalidCommand(f"unknown outcome {outcome!r}; use one of: {allowed}") from None
         return await self._update(conversation_id, ConversationWorkflow.close, Close(agent=agent, outcome=outcome))
+
+    async def transfer(
+        self, conversation_id: str, agent: Agent, to: Agent, note: str | None = None
+    ) -> ConversationSummary:
+        """The holder `agent` gives the conversation to `to`; `note` is internal (agents only)."""
+        if note is not None:
+            _check(lambda: check_text(note, "the note"))
+        return await self._update(
+            conversation_id, ConversationWorkflow.transfer, Transfer(agent=agent, to=to, note=note)
+        )
+
+    async def release(self, conversation_id: str, agent: Agent) -> ConversationSummary:
+        """The holder puts the conversation back in the Waiting column, where it first asked."""
+        return await self._update(conversation_id, ConversationWorkflow.release, Release(agent=agent))
+
+    async def add_note(self, conversation_id: str, agent: Agent, text: str) -> ConversationSummary:
+        """An internal note, shown to agents and never to the customer."""
+        _check(lambda: check_text(text, "the note"))
+        return await self._update(conversation_id, ConversationWorkflow.add_note, AddNote(agent=agent, text=text))
 
     # --- Reading.
 

@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import SecretStr, field_validator
+from pydantic import BeforeValidator, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from handoff import TASK_QUEUE
 from handoff.bot import DEFAULT_KNOWLEDGE_BASE
+from handoff.models import TimerSettings
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> Any:
+    """`90s`, `10m`, `24h`, `2d` or a number of seconds; `0` turns a timer off."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value)
+        if match is None:
+            raise ValueError(f"{value!r} is not a duration: write e.g. 90s, 10m, 24h, or 0 for off")
+        return timedelta(seconds=float(match[1]) * DURATION_UNITS[match[2] or "s"])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 class Settings(BaseSettings):
@@ -59,6 +79,28 @@ class Settings(BaseSettings):
     # (host:port) when set; unset, none (see handoff/telemetry.py).
     metrics_token: SecretStr | None = None
     worker_metrics_address: str | None = None
+
+    # Issue 9: the conversation timers (README, "Timers"). Each conversation keeps the values it
+    # started with, so changing them affects new conversations only.
+    bot_idle_close: Duration = timedelta(hours=24)
+    human_idle_close: Duration = timedelta(0)
+    waiting_sla: Duration = timedelta(minutes=2)
+    waiting_notice: str | None = None
+    first_reply_sla: Duration = timedelta(minutes=5)
+    first_reply_sla_return: bool = False
+    # How long after an agent closed a conversation its customer may rate it.
+    rating_window: Duration = timedelta(hours=24)
+
+    def timers(self) -> TimerSettings:
+        """The timers a new conversation starts with (a zero duration is off)."""
+        return TimerSettings(
+            bot_idle_close=self.bot_idle_close or None,
+            human_idle_close=self.human_idle_close or None,
+            waiting_sla=self.waiting_sla or None,
+            waiting_notice=self.waiting_notice or None,
+            first_reply_sla=self.first_reply_sla or None,
+            first_reply_sla_return=self.first_reply_sla_return,
+        )
 
     @field_validator("codec_cors_origins", mode="before")
     @classmethod

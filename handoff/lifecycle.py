@@ -10,10 +10,11 @@ command leaves no trace in history) and the signal path applies exactly the same
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from handoff.models import (
+    AddNote,
     Agent,
     AgentCommand,
     AgentReply,
@@ -27,16 +28,33 @@ from handoff.models import (
     FactKind,
     HandBack,
     Outcome,
+    Release,
     RequestHuman,
     Status,
     TakeOver,
+    TimerFired,
+    TimerKind,
+    TimerSettings,
     TranscriptEntry,
+    Transfer,
 )
 
 MAX_MESSAGE_CHARS = 10_000
 """Longest customer or agent message accepted, in characters."""
 
-RECORDED_PROMPTLY = frozenset({FactKind.HUMAN_REQUESTED, FactKind.TAKEN_OVER, FactKind.HANDED_BACK, FactKind.CLOSED})
+RECORDED_PROMPTLY = frozenset(
+    {
+        FactKind.HUMAN_REQUESTED,
+        FactKind.TAKEN_OVER,
+        FactKind.HANDED_BACK,
+        FactKind.CLOSED,
+        # Issue 9: they move or flag conversations in the live columns too.
+        FactKind.TRANSFERRED,
+        FactKind.RELEASED,
+        FactKind.WAITING_SLA_BREACHED,
+        FactKind.FIRST_REPLY_SLA_BREACHED,
+    }
+)
 """Transitions the live columns must show at once; other facts may wait for the next write."""
 
 UNRECORDED_FACTS_KEPT = 50
@@ -68,6 +86,41 @@ def closed_note(agent: Agent, outcome: Outcome) -> str:
 
 HUMAN_REQUESTED_NOTE = "The customer asked for a person"
 
+
+def format_duration(duration: timedelta) -> str:
+    """A duration as the settings spell it: 24h, 10m, 90s."""
+    seconds = int(duration.total_seconds())
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def inactive_note(duration: timedelta) -> str:
+    return f"Closed after {format_duration(duration)} without a message"
+
+
+def transferred_note(agent: Agent, to: Agent) -> str:
+    return f"{agent.name} transferred the conversation to {to.name}"
+
+
+def released_note(agent: Agent) -> str:
+    return f"{agent.name} returned the conversation to the queue"
+
+
+def no_first_reply_note(agent: Agent) -> str:
+    return f"{agent.name} did not reply in time; the conversation is back in the queue"
+
+
+TIMER_STATUSES: dict[TimerKind, frozenset[Status]] = {
+    TimerKind.BOT_IDLE_CLOSE: frozenset({Status.BOT, Status.WAITING}),
+    TimerKind.HUMAN_IDLE_CLOSE: frozenset({Status.HUMAN}),
+    TimerKind.WAITING_SLA: frozenset({Status.WAITING}),
+    TimerKind.FIRST_REPLY_SLA: frozenset({Status.HUMAN}),
+}
+"""Where each timer can be pending: leaving these statuses makes it moot (it is cancelled).
+The bot-idle timer runs while no agent holds the conversation, the Waiting column included."""
+
 BOT_UNAVAILABLE_ANSWER = (
     'Sorry, I can\'t answer that right now. You can rephrase, or say "talk to a human" and a member of our team '
     "will help."
@@ -86,6 +139,7 @@ class RejectionCode(StrEnum):
     NOT_ASSIGNED = "not_assigned_agent"
     WRONG_STATUS = "wrong_status"
     INVALID = "invalid_input"
+    INVALID_TARGET = "invalid_transfer_target"
 
 
 class Rejected(Exception):
@@ -98,13 +152,21 @@ class Rejected(Exception):
         self.holder = holder
 
 
-def new_state(conversation_id: str, customer_id: str, now: datetime) -> ConversationState:
+def new_state(
+    conversation_id: str,
+    customer_id: str,
+    now: datetime,
+    timers: TimerSettings | None = None,
+    previous_conversation_id: str | None = None,
+) -> ConversationState:
     return ConversationState(
         conversation_id=conversation_id,
         customer_id=customer_id,
         status=Status.BOT,
         started_at=now,
         updated_at=now,
+        timers=timers,
+        previous_conversation_id=previous_conversation_id,
     )
 
 
@@ -114,6 +176,18 @@ def request_key(command: Command) -> str | None:
         return None if command.message_id is None else f"message:{command.message_id}"
     if isinstance(command, AgentCommand):
         return None if command.request_id is None else f"request:{command.request_id}"
+    return None
+
+
+def fact_cause(command: Command, part: str) -> str | None:
+    """What keys the facts a new (issue 9) command produces: its cause, not a number.
+
+    `part` tells apart the several facts one command produces. None (number keys) for a
+    command without an idempotency key, which only tests send."""
+    if isinstance(command, TimerFired):
+        return f"timer:{command.timer.value}:{command.deadline.isoformat()}:{part}"
+    if isinstance(command, AgentCommand) and command.request_id is not None:
+        return f"{command.kind}:{command.request_id}:{part}"
     return None
 
 
@@ -185,7 +259,7 @@ class Conversation:
         s = self.state
         if self.is_duplicate(command):
             return
-        if s.status is Status.CLOSED and not isinstance(command, BotAnswered):
+        if s.status is Status.CLOSED and not isinstance(command, BotAnswered | TimerFired):
             raise Rejected(RejectionCode.CLOSED, CLOSED_MESSAGE)
         match command:
             case CustomerMessage(text=text):
@@ -204,8 +278,22 @@ class Conversation:
                 check_text(text, "the reply")
             case HandBack(agent=agent):
                 self._check_holder(agent, "hand the conversation back")
-            case Close(agent=agent):
+            case Close(agent=agent, outcome=outcome):
+                if outcome is Outcome.INACTIVE:
+                    raise Rejected(RejectionCode.INVALID, "inactive is set by the timers, not an agent's outcome")
                 self._check_holder(agent, "close the conversation")
+            case Transfer(agent=agent, to=to, note=note):
+                self._check_holder(agent, "transfer the conversation")
+                if to.id == agent.id:
+                    raise Rejected(RejectionCode.INVALID_TARGET, f"{agent.name} already holds the conversation")
+                if note is not None:
+                    check_text(note, "the note")
+            case Release(agent=agent):
+                self._check_holder(agent, "return the conversation to the queue")
+            case AddNote(text=text):
+                check_text(text, "the note")
+            case TimerFired():
+                pass
 
     def _check_holder(self, agent: Agent, action: str) -> None:
         s = self.state
@@ -228,6 +316,7 @@ class Conversation:
             return []
         before = len(self.state.outbox)
         s = self.state
+        status_before = s.status
         key = request_key(command)
         if key is not None:
             s.seen_request_ids = [*s.seen_request_ids, key][-SEEN_REQUEST_IDS_KEPT:]
@@ -264,6 +353,7 @@ class Conversation:
                 s.status = Status.BOT
                 s.agent = None
                 s.assigned_at = None
+                s.requested_at = None
                 self._fact(FactKind.HANDED_BACK, now, agent=agent)
                 self._note(left_note(agent), now, agent)
             case Close(agent=agent, outcome=outcome):
@@ -274,13 +364,148 @@ class Conversation:
                 s.agent = None
                 self._fact(FactKind.CLOSED, now, agent=agent, outcome=outcome)
                 self._note(closed_note(agent, outcome), now, agent)
+            case Transfer() | Release() | AddNote() | TimerFired():
+                if not self._apply_issue9(command, now):
+                    return []
+        self._follow_timers(command, now, status_before)
         s.updated_at = now
         return s.outbox[before:]
+
+    # --- Issue 9: people (transfer, release, internal notes) and timers.
+
+    def _apply_issue9(self, command: Transfer | Release | AddNote | TimerFired, now: datetime) -> bool:
+        """Apply a command added with issue 9; False when it changes nothing (a stale timer)."""
+        s = self.state
+        match command:
+            case Transfer(agent=agent, to=to, note=note):
+                s.agent = to
+                s.assigned_at = now
+                self._fact(FactKind.TRANSFERRED, now, agent=to, cause=fact_cause(command, "transferred"))
+                self._note(transferred_note(agent, to), now, agent, cause=fact_cause(command, "note"))
+                if note is not None:
+                    self._internal(agent, note, now, cause=fact_cause(command, "internal"))
+            case Release(agent=agent):
+                self._release(agent, released_note(agent), now, command)
+            case AddNote(agent=agent, text=text):
+                self._internal(agent, text, now, cause=fact_cause(command, "internal"))
+            case TimerFired(timer=timer, deadline=deadline):
+                if s.pending_timers.get(timer) != deadline or s.timers is None:
+                    return False  # moved or cancelled since: nothing to do
+                del s.pending_timers[timer]
+                self._timer_elapsed(command, now)
+        return True
+
+    def _timer_elapsed(self, fired: TimerFired, now: datetime) -> None:
+        s = self.state
+        settings = s.timers
+        assert settings is not None
+        match fired.timer:
+            case TimerKind.BOT_IDLE_CLOSE | TimerKind.HUMAN_IDLE_CLOSE:
+                duration = settings.duration(fired.timer)
+                assert duration is not None
+                holder = s.agent
+                s.status = Status.CLOSED
+                s.outcome = Outcome.INACTIVE
+                s.closed_at = now
+                s.agent = None
+                s.bot_queue = []
+                # The holder's assignment ends here (for the statistics), but it is not their outcome.
+                self._fact(
+                    FactKind.CLOSED, now, agent=holder, outcome=Outcome.INACTIVE, cause=fact_cause(fired, "closed")
+                )
+                self._note(inactive_note(duration), now, None, cause=fact_cause(fired, "note"))
+            case TimerKind.WAITING_SLA:
+                self._fact(FactKind.WAITING_SLA_BREACHED, now, cause=fact_cause(fired, "breached"))
+                if settings.waiting_notice:
+                    entry = TranscriptEntry(
+                        seq=self._next_seq(),
+                        at=now,
+                        kind=EntryKind.BOT,
+                        author=BOT_AUTHOR,
+                        text=settings.waiting_notice,
+                    )
+                    s.transcript.append(entry)
+                    self._fact(FactKind.MESSAGE, now, entry=entry, cause=fact_cause(fired, "notice"))
+            case TimerKind.FIRST_REPLY_SLA:
+                holder = s.agent
+                assert holder is not None
+                self._fact(FactKind.FIRST_REPLY_SLA_BREACHED, now, agent=holder, cause=fact_cause(fired, "breached"))
+                if settings.first_reply_sla_return:
+                    self._release(holder, no_first_reply_note(holder), now, fired, front=True)
+
+    def _release(self, agent: Agent, note: str, now: datetime, cause: Command, *, front: bool = False) -> None:
+        """Back to the Waiting column, at the position of the customer's original request (or,
+        `front`, at least where the agent took it from)."""
+        s = self.state
+        position = s.requested_at or now
+        if front and s.assigned_at is not None:
+            position = min(position, s.assigned_at)
+        s.status = Status.WAITING
+        s.agent = None
+        s.assigned_at = None
+        s.waiting_since = position
+        s.requested_at = position
+        self._fact(FactKind.RELEASED, now, agent=agent, cause=fact_cause(cause, "released"))
+        self._note(note, now, agent, cause=fact_cause(cause, "note"))
+
+    def _internal(self, agent: Agent, text: str, now: datetime, cause: str | None) -> None:
+        entry = TranscriptEntry(seq=self._next_seq(), at=now, kind=EntryKind.INTERNAL, author=agent.name, text=text)
+        self.state.transcript.append(entry)
+        self._fact(FactKind.NOTE, now, entry=entry, agent=agent, cause=cause)
+
+    def _follow_timers(self, command: Command, now: datetime, status_before: Status) -> None:
+        """(Re)arm the timers a command starts and cancel those it makes moot.
+
+        A customer message restarts the bot-idle clock and stops the human-idle one; an agent's
+        reply starts the human-idle clock and ends the first-reply wait; entering Waiting starts
+        the waiting SLA, taking a conversation (or being transferred it) the first-reply SLA.
+        Whatever leaves the status a timer belongs to (`TIMER_STATUSES`) cancels it.
+        """
+        s = self.state
+        if s.timers is None:
+            return
+        pending = s.pending_timers
+        match command:
+            case CustomerMessage():
+                self._arm(TimerKind.BOT_IDLE_CLOSE, now)
+                pending.pop(TimerKind.HUMAN_IDLE_CLOSE, None)
+            case AgentReply():
+                s.replied_since_assigned = True
+                pending.pop(TimerKind.FIRST_REPLY_SLA, None)
+                self._arm(TimerKind.HUMAN_IDLE_CLOSE, now)
+            case TakeOver() | Transfer():
+                s.replied_since_assigned = False
+                self._arm(TimerKind.FIRST_REPLY_SLA, now)
+            case HandBack():
+                self._arm(TimerKind.BOT_IDLE_CLOSE, now)
+            case Release():
+                self._arm(TimerKind.BOT_IDLE_CLOSE, now)
+        if s.status is Status.WAITING and status_before is not Status.WAITING:
+            self._arm(TimerKind.WAITING_SLA, now)  # once per wait: a second request changes nothing
+        for timer in list(pending):
+            if s.status not in TIMER_STATUSES[timer]:
+                del pending[timer]
+
+    def _arm(self, timer: TimerKind, now: datetime) -> None:
+        settings = self.state.timers
+        duration = settings.duration(timer) if settings is not None else None
+        if duration:
+            self.state.pending_timers[timer] = now + duration
+
+    def next_timer(self) -> TimerFired | None:
+        """The earliest pending timer, as the command to apply when it elapses."""
+        pending = self.state.pending_timers
+        if not pending:
+            return None
+        timer = min(pending, key=lambda t: (pending[t], t.value))
+        return TimerFired(timer=timer, deadline=pending[timer])
 
     def _to_waiting(self, now: datetime) -> None:
         s = self.state
         s.status = Status.WAITING
         s.waiting_since = now
+        if s.requested_at is None:
+            s.requested_at = now
         s.bot_queue = []
         self._fact(FactKind.HUMAN_REQUESTED, now)
         self._note(HUMAN_REQUESTED_NOTE, now, None)
@@ -298,10 +523,10 @@ class Conversation:
     def _next_seq(self) -> int:
         return self.state.transcript_offset + len(self.state.transcript) + 1
 
-    def _note(self, text: str, now: datetime, agent: Agent | None) -> None:
+    def _note(self, text: str, now: datetime, agent: Agent | None, cause: str | None = None) -> None:
         entry = TranscriptEntry(seq=self._next_seq(), at=now, kind=EntryKind.SYSTEM, author=SYSTEM_AUTHOR, text=text)
         self.state.transcript.append(entry)
-        self._fact(FactKind.NOTE, now, entry=entry, agent=agent)
+        self._fact(FactKind.NOTE, now, entry=entry, agent=agent, cause=cause)
 
     def _fact(
         self,
@@ -311,6 +536,7 @@ class Conversation:
         entry: TranscriptEntry | None = None,
         agent: Agent | None = None,
         outcome: Outcome | None = None,
+        cause: str | None = None,
     ) -> None:
         s = self.state
         if s.last_fact == 0 and kind is not FactKind.STARTED:
@@ -326,6 +552,7 @@ class Conversation:
                 entry=entry,
                 agent=agent,
                 outcome=outcome,
+                cause=cause,
             )
         )
 

@@ -7,7 +7,8 @@ the lifecycle rules and their tests use these models without a server.
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -24,6 +25,8 @@ class Status(StrEnum):
 class Outcome(StrEnum):
     RESOLVED = "resolved"
     NOT_RESOLVED = "not_resolved"
+    # Closed by a timer (no customer message for too long): not an agent's outcome.
+    INACTIVE = "inactive"
 
 
 class EntryKind(StrEnum):
@@ -33,6 +36,12 @@ class EntryKind(StrEnum):
     BOT = "bot"
     AGENT = "agent"
     SYSTEM = "system"
+    # An agent's internal note: shown to agents, never to the customer.
+    INTERNAL = "internal"
+
+
+CUSTOMER_VISIBLE = frozenset({EntryKind.CUSTOMER, EntryKind.BOT, EntryKind.AGENT})
+"""The entries a customer sees: never system notes, never agents' internal notes."""
 
 
 class FactKind(StrEnum):
@@ -45,6 +54,20 @@ class FactKind(StrEnum):
     TAKEN_OVER = "taken_over"
     HANDED_BACK = "handed_back"
     CLOSED = "closed"
+    # Issue 9: people and timers.
+    TRANSFERRED = "transferred"  # agent = the new holder
+    RELEASED = "released"  # back to the queue; agent = who held it
+    WAITING_SLA_BREACHED = "waiting_sla_breached"
+    FIRST_REPLY_SLA_BREACHED = "first_reply_sla_breached"  # agent = the holder
+
+
+class TimerKind(StrEnum):
+    """The conversation's durable timers (see `handoff.lifecycle`, section timers)."""
+
+    BOT_IDLE_CLOSE = "bot_idle_close"
+    HUMAN_IDLE_CLOSE = "human_idle_close"
+    WAITING_SLA = "waiting_sla"
+    FIRST_REPLY_SLA = "first_reply_sla"
 
 
 class Model(BaseModel):
@@ -98,6 +121,39 @@ class Close(AgentCommand):
     outcome: Outcome
 
 
+class Transfer(AgentCommand):
+    """The holder gives the conversation to another agent; `note` is internal."""
+
+    kind: Literal["transfer"] = "transfer"
+    agent: Agent
+    to: Agent
+    note: str | None = None
+
+
+class Release(AgentCommand):
+    """The holder puts the conversation back in the Waiting column."""
+
+    kind: Literal["release"] = "release"
+    agent: Agent
+
+
+class AddNote(AgentCommand):
+    """Any agent's internal note on a conversation that is not closed."""
+
+    kind: Literal["add_note"] = "add_note"
+    agent: Agent
+    text: str
+
+
+class TimerFired(Model):
+    """A durable timer elapsed. `deadline` names which one: a timer that was since moved or
+    cancelled (its deadline is no longer pending) changes nothing."""
+
+    kind: Literal["timer_fired"] = "timer_fired"
+    timer: TimerKind
+    deadline: datetime
+
+
 class BotAnswered(Model):
     """The bot activity's answer to the customer message `reply_to` (an entry seq)."""
 
@@ -108,7 +164,17 @@ class BotAnswered(Model):
 
 
 Command = Annotated[
-    CustomerMessage | RequestHuman | TakeOver | AgentReply | HandBack | Close | BotAnswered,
+    CustomerMessage
+    | RequestHuman
+    | TakeOver
+    | AgentReply
+    | HandBack
+    | Close
+    | BotAnswered
+    | Transfer
+    | Release
+    | AddNote
+    | TimerFired,
     Field(discriminator="kind"),
 ]
 
@@ -134,10 +200,35 @@ class Fact(Model):
     entry: TranscriptEntry | None = None
     agent: Agent | None = None
     outcome: Outcome | None = None
+    # What caused the fact, unique within the conversation (e.g. "timer:waiting_sla:<deadline>",
+    # "update:<id>"): facts added with issue 9 are keyed by it, so a key never depends on numbering.
+    cause: str | None = None
 
     @property
     def key(self) -> str:
+        if self.cause is not None:
+            # A digest of the cause: keys stay within the column's 120 characters (ids take up to 100).
+            return f"{self.conversation_id}:~{hashlib.blake2b(self.cause.encode(), digest_size=8).hexdigest()}"
         return f"{self.conversation_id}:{self.number}"
+
+
+class TimerSettings(Model):
+    """The timers of one conversation, fixed when it starts (see `handoff.config`); None = off."""
+
+    bot_idle_close: timedelta | None = None
+    human_idle_close: timedelta | None = None
+    waiting_sla: timedelta | None = None
+    waiting_notice: str | None = None
+    first_reply_sla: timedelta | None = None
+    first_reply_sla_return: bool = False
+
+    def duration(self, timer: TimerKind) -> timedelta | None:
+        return {
+            TimerKind.BOT_IDLE_CLOSE: self.bot_idle_close,
+            TimerKind.HUMAN_IDLE_CLOSE: self.human_idle_close,
+            TimerKind.WAITING_SLA: self.waiting_sla,
+            TimerKind.FIRST_REPLY_SLA: self.first_reply_sla,
+        }[timer]
 
 
 class ConversationSummary(Model):
@@ -173,6 +264,18 @@ class ConversationState(ConversationSummary):
     seen_request_ids: list[str] = Field(default_factory=list)
     # Commands refused on the fire-and-forget signal path, for ops to see in queries.
     rejected_signals: int = 0
+    # Issue 9. The timer settings this conversation started with (None: no timers), and the
+    # absolute deadline of each pending timer: carried across continue-as-new as deadlines, so a
+    # timer keeps its remaining time rather than starting over.
+    timers: TimerSettings | None = None
+    pending_timers: dict[TimerKind, datetime] = Field(default_factory=dict)
+    # When the customer first asked for a person in the current stretch of support: a released
+    # conversation goes back to the Waiting column at this position.
+    requested_at: datetime | None = None
+    # Whether the holder has replied since taking the conversation (the first-reply SLA).
+    replied_since_assigned: bool = False
+    # The conversation this one reopens (a customer wrote to it after it closed).
+    previous_conversation_id: str | None = None
 
     def summary(self) -> ConversationSummary:
         return ConversationSummary.model_validate(self.model_dump(include=set(ConversationSummary.model_fields)))
@@ -187,6 +290,10 @@ class ConversationInput(Model):
     # Continue-as-new once history reaches this many events, besides when Temporal suggests it.
     # Production leaves it unset; tests set it low to exercise continue-as-new quickly.
     continue_as_new_after_events: int | None = None
+    # Issue 9: timers (a new conversation's; a continued one carries them in `state`) and the
+    # closed conversation this one reopens.
+    timers: TimerSettings | None = None
+    previous_conversation_id: str | None = None
 
 
 class RecordBatch(Model):

@@ -82,7 +82,7 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from handoff.models import EntryKind, FactKind, Model, Outcome
-from handoff.store import Store, facts
+from handoff.store import Store, facts, ratings
 
 # --- The result: what the /stats endpoint returns and the CLI prints.
 
@@ -102,6 +102,15 @@ class MessageCounts(Model):
     agent: int = 0
 
 
+class RatingStats(Model):
+    """Customers' satisfaction ratings given in the window (see docs/statistics.md)."""
+
+    count: int = 0
+    mean: float | None = None
+    distribution: dict[int, int] = Field(default_factory=lambda: dict.fromkeys(range(1, 6), 0))
+    response_rate: float | None = None
+
+
 class Totals(Model):
     conversations_started: int = 0
     closed_resolved: int = 0
@@ -116,6 +125,15 @@ class Totals(Model):
     first_response_time: DurationStats = Field(default_factory=DurationStats)
     handling_time: DurationStats = Field(default_factory=DurationStats)
     messages: MessageCounts = Field(default_factory=MessageCounts)
+    # Issue 9 (definitions in docs/statistics.md).
+    closed_inactive: int = 0
+    handoff_rate: float | None = None
+    bot_resolution_rate: float | None = None
+    abandoned_in_queue: int = 0
+    waiting_sla_breaches: int = 0
+    first_reply_sla_breaches: int = 0
+    transfers: int = 0
+    rating: RatingStats = Field(default_factory=RatingStats)
 
 
 class DayStats(Totals):
@@ -135,6 +153,11 @@ class AgentStats(Model):
     first_response_time: DurationStats = Field(default_factory=DurationStats)
     handling_time: DurationStats = Field(default_factory=DurationStats)
     messages: int = 0
+    # Issue 9.
+    closed_inactive: int = 0
+    first_reply_sla_breaches: int = 0
+    transfers: int = 0
+    rating: RatingStats = Field(default_factory=RatingStats)
 
 
 class Stats(Model):
@@ -183,6 +206,22 @@ def _rate(resolved: int, not_resolved: int) -> float | None:
     return resolved / closed if closed else None
 
 
+def _ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _ratings(scores: list[int], agent_closed: int) -> RatingStats:
+    distribution = dict.fromkeys(range(1, 6), 0)
+    for score in scores:
+        distribution[score] = distribution.get(score, 0) + 1
+    return RatingStats(
+        count=len(scores),
+        mean=_rounded(sum(scores) / len(scores)) if scores else None,
+        distribution=distribution,
+        response_rate=_ratio(len(scores), agent_closed),
+    )
+
+
 # --- Accumulating events.
 
 
@@ -207,6 +246,28 @@ class _Tally:
     # Intervals still open, by WAIT, FIRST_RESPONSE, HANDLING.
     open: dict[str, int] = field(default_factory=dict)
     messages: dict[EntryKind, int] = field(default_factory=dict)
+    # Issue 9.
+    handed_off: int = 0
+    inactive: int = 0
+    closed_without_agent: int = 0
+    abandoned: int = 0
+    waiting_breaches: int = 0
+    first_reply_breaches: int = 0
+    transfers: int = 0
+    ratings: list[int] = field(default_factory=list)
+
+    def issue9_totals(self) -> dict[str, Any]:
+        closed = self.resolved + self.not_resolved + self.inactive
+        return {
+            "closed_inactive": self.inactive,
+            "handoff_rate": _ratio(self.handed_off, self.started),
+            "bot_resolution_rate": _ratio(self.closed_without_agent, closed),
+            "abandoned_in_queue": self.abandoned,
+            "waiting_sla_breaches": self.waiting_breaches,
+            "first_reply_sla_breaches": self.first_reply_breaches,
+            "transfers": self.transfers,
+            "rating": _ratings(self.ratings, self.resolved + self.not_resolved),
+        }
 
     def totals(self) -> Totals:
         return Totals(
@@ -227,6 +288,7 @@ class _Tally:
                 bot=self.messages.get(EntryKind.BOT, 0),
                 agent=self.messages.get(EntryKind.AGENT, 0),
             ),
+            **self.issue9_totals(),
         )
 
     def agent(self, agent_id: str, name: str) -> AgentStats:
@@ -241,6 +303,10 @@ class _Tally:
             first_response_time=_durations(self.first_responses, self.open.get(FIRST_RESPONSE, 0)),
             handling_time=_durations(self.handlings, self.open.get(HANDLING, 0)),
             messages=self.messages.get(EntryKind.AGENT, 0),
+            closed_inactive=self.inactive,
+            first_reply_sla_breaches=self.first_reply_breaches,
+            transfers=self.transfers,
+            rating=_ratings(self.ratings, self.resolved + self.not_resolved),
         )
 
 
@@ -337,8 +403,9 @@ class _Accumulator:
 
     def conversation(self, rows: list[_Row]) -> None:
         """Walk one conversation's facts in order and count what falls in the window."""
-        taken_over_by = {r.agent_id for r in rows if r.kind is FactKind.TAKEN_OVER}
+        taken_over_by = {r.agent_id for r in rows if r.kind in (FactKind.TAKEN_OVER, FactKind.TRANSFERRED)}
         handled = self.agent_filter in taken_over_by
+        handed_off = bool(taken_over_by) or any(r.kind is FactKind.HUMAN_REQUESTED for r in rows)
         waiting_since: datetime | None = None
         held: _Assignment | None = None
 
@@ -358,6 +425,8 @@ class _Accumulator:
                             t.with_agent += 1
                         else:
                             t.bot_alone += 1
+                        if handed_off:
+                            t.handed_off += 1
                 case FactKind.HUMAN_REQUESTED:
                     for t in event(r.at):
                         t.requests += 1
@@ -389,8 +458,13 @@ class _Accumulator:
                             t.hand_backs += 1
                         elif r.outcome is Outcome.RESOLVED:
                             t.resolved += 1
+                        elif r.outcome is Outcome.INACTIVE:
+                            t.inactive += 1
+                            t.abandoned += waiting_since is not None
                         else:
                             t.not_resolved += 1
+                        if r.kind is FactKind.CLOSED and not handed_off:
+                            t.closed_without_agent += 1
                         if held is not None:
                             t.handlings.append((r.at - held.since).total_seconds())
                     if held is not None:
@@ -399,12 +473,41 @@ class _Accumulator:
                         replied = held.first_reply or r.at
                         self.opened(FIRST_RESPONSE, held.since, replied, held.agent_id, handled=handled)
                     held = None
+                    if waiting_since is not None:
+                        # Closed from the queue (gone inactive): the wait ends without a take-over.
+                        self.opened(WAIT, waiting_since, r.at, None, handled=handled)
+                        waiting_since = None
+                case FactKind.TRANSFERRED | FactKind.RELEASED if held is not None:
+                    # The holder's assignment ends: a transfer starts the next holder's, a release a wait.
+                    for t in event(r.at, held.agent_id, attributed=True):
+                        t.transfers += r.kind is FactKind.TRANSFERRED
+                        t.handlings.append((r.at - held.since).total_seconds())
+                    self.opened(HANDLING, held.since, r.at, held.agent_id, handled=handled)
+                    self.opened(FIRST_RESPONSE, held.since, held.first_reply or r.at, held.agent_id, handled=handled)
+                    if r.kind is FactKind.TRANSFERRED and r.agent_id is not None:
+                        held = _Assignment(agent_id=r.agent_id, since=r.at)
+                    else:
+                        held = None
+                        waiting_since = r.at
+                case FactKind.WAITING_SLA_BREACHED:
+                    for t in event(r.at):
+                        t.waiting_breaches += 1
+                case FactKind.FIRST_REPLY_SLA_BREACHED:
+                    for t in event(r.at, r.agent_id, attributed=True):
+                        t.first_reply_breaches += 1
         # Still open at the end of the window.
         if waiting_since is not None:
             self.opened(WAIT, waiting_since, None, None, handled=handled)
         if held is not None:
             self.opened(HANDLING, held.since, None, held.agent_id, handled=handled)
             self.opened(FIRST_RESPONSE, held.since, held.first_reply, held.agent_id, handled=handled)
+
+    def rating(self, score: int, at: datetime, agent_id: str | None, agent_name: str | None) -> None:
+        """A rating counts in the window, day and agent (who closed the conversation) of its time."""
+        if agent_id is not None:
+            self.name(agent_id, agent_name, at)
+        for t in self.buckets(at, agent_id, handled=False, attributed=True):
+            t.ratings.append(score)
 
     def result(self, agent_id: str | None) -> Stats:
         per_day: list[DayStats] = []
@@ -456,7 +559,7 @@ def _query(since: datetime | None, until: datetime | None, agent_id: str | None)
         query = query.where(facts.c.conversation_id.in_(touched))
     if agent_id is not None:
         handled = sa.select(facts.c.conversation_id).where(
-            facts.c.kind == FactKind.TAKEN_OVER.value, facts.c.agent_id == agent_id
+            facts.c.kind.in_([FactKind.TAKEN_OVER.value, FactKind.TRANSFERRED.value]), facts.c.agent_id == agent_id
         )
         query = query.where(facts.c.conversation_id.in_(handled))
     return query.order_by(facts.c.conversation_id, facts.c.number)
@@ -500,4 +603,14 @@ def compute_stats(
         return acc.result(agent_id)
     for rows in _rows(store, _query(since, until, agent_id)):
         acc.conversation(rows)
+    query = sa.select(ratings.c.score, ratings.c.at, ratings.c.agent_id, ratings.c.agent_name)
+    if agent_id is not None:
+        query = query.where(ratings.c.agent_id == agent_id)
+    if since is not None:
+        query = query.where(ratings.c.at >= since)
+    if until is not None:
+        query = query.where(ratings.c.at < until)
+    with store.engine.connect() as conn:
+        for score, at, rated_agent, rated_name in conn.execute(query):
+            acc.rating(score, at, rated_agent, rated_name)
     return acc.result(agent_id)

@@ -104,6 +104,36 @@ idempotent_requests = sa.Table(
     sa.Column("at", UTCDateTime, nullable=False),
 )
 
+# Issue 9. A customer's satisfaction rating of a conversation an agent closed: one per conversation.
+ratings = sa.Table(
+    "ratings",
+    metadata,
+    sa.Column("conversation_id", sa.String(100), primary_key=True),
+    sa.Column("score", sa.Integer, nullable=False),
+    sa.Column("comment", sa.Text),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+    # The agent who closed the conversation (the rating is theirs in the statistics).
+    sa.Column("agent_id", sa.String(200), index=True),
+    sa.Column("agent_name", sa.String(200)),
+)
+
+# Issue 9. A conversation a customer started by writing to a closed one, and that closed one.
+conversation_links = sa.Table(
+    "conversation_links",
+    metadata,
+    sa.Column("conversation_id", sa.String(100), primary_key=True),
+    sa.Column("previous_conversation_id", sa.String(100), nullable=False, index=True),
+)
+
+
+@dataclass(frozen=True)
+class Rating:
+    conversation_id: str
+    score: int
+    comment: str | None
+    at: datetime
+    agent: Agent | None
+
 
 # AI assist (handoff/assist.py): what was suggested to whom, and what the agent made of it.
 suggestions_shown = sa.Table(
@@ -289,7 +319,65 @@ class Store:
             conn.execute(stmt)
             return inserted
 
+    def add_rating(self, rating: Rating) -> bool:
+        """Keep the conversation's rating; False if it already has one (nothing changes)."""
+        with self.engine.begin() as conn:
+            stmt = self._insert(ratings).on_conflict_do_nothing(index_elements=["conversation_id"])
+            result = conn.execute(
+                stmt.returning(ratings.c.conversation_id),
+                {
+                    "conversation_id": rating.conversation_id,
+                    "score": rating.score,
+                    "comment": rating.comment,
+                    "at": rating.at,
+                    "agent_id": rating.agent.id if rating.agent else None,
+                    "agent_name": rating.agent.name if rating.agent else None,
+                },
+            )
+            return len(result.all()) == 1
+
+    def link(self, conversation_id: str, previous_conversation_id: str) -> None:
+        """Remember that `conversation_id` reopens `previous_conversation_id` (idempotent)."""
+        with self.engine.begin() as conn:
+            stmt = self._insert(conversation_links).on_conflict_do_nothing(index_elements=["conversation_id"])
+            conn.execute(
+                stmt.values(conversation_id=conversation_id, previous_conversation_id=previous_conversation_id)
+            )
+
     # --- Reads.
+
+    def rating(self, conversation_id: str) -> Rating | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(ratings).where(ratings.c.conversation_id == conversation_id)).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return Rating(m["conversation_id"], m["score"], m["comment"], m["at"], _agent(m["agent_id"], m["agent_name"]))
+
+    def previous_conversation(self, conversation_id: str) -> str | None:
+        """The closed conversation this one reopens, if any."""
+        query = sa.select(conversation_links.c.previous_conversation_id).where(
+            conversation_links.c.conversation_id == conversation_id
+        )
+        with self.engine.connect() as conn:
+            previous = conn.execute(query).scalar_one_or_none()
+        return None if previous is None else str(previous)
+
+    def overdue(self, summaries: list[ConversationSummary], kind: FactKind) -> set[str]:
+        """Of these conversations, those with a `kind` SLA breach in their current stretch
+        (since they started waiting, or since the holder took them)."""
+        since = {
+            s.conversation_id: s.waiting_since if kind is FactKind.WAITING_SLA_BREACHED else s.assigned_at
+            for s in summaries
+        }
+        if not since:
+            return set()
+        query = sa.select(facts.c.conversation_id, facts.c.at).where(
+            facts.c.kind == kind.value, facts.c.conversation_id.in_(list(since))
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return {cid for cid, at in rows if (start := since.get(cid)) is not None and at >= start}
 
     def summary(self, conversation_id: str) -> ConversationSummary | None:
         with self.engine.connect() as conn:
@@ -382,7 +470,8 @@ class Store:
         if agent_id is not None:
             took_over = sa.select(facts.c.key).where(
                 facts.c.conversation_id == c.id,
-                facts.c.kind == FactKind.TAKEN_OVER.value,
+                # Issue 9: a transfer gives the conversation to `agent_id` as a take-over does.
+                facts.c.kind.in_([FactKind.TAKEN_OVER.value, FactKind.TRANSFERRED.value]),
                 facts.c.agent_id == agent_id,
             )
             query = query.where(sa.exists(took_over))

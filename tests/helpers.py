@@ -103,8 +103,8 @@ def last_signal(events: list[HistoryEvent], name: str) -> int:
 
 
 def customer_view(transcript: list[TranscriptEntry]) -> list[tuple[str, str]]:
-    """What the customer's widget shows: every entry but system notes."""
-    return [(e.kind.value, e.text) for e in transcript if e.kind is not EntryKind.SYSTEM]
+    """What the customer's widget shows: every entry but system and internal notes."""
+    return [(e.kind.value, e.text) for e in transcript if e.kind not in (EntryKind.SYSTEM, EntryKind.INTERNAL)]
 
 
 def notes(transcript: list[TranscriptEntry]) -> list[str]:

@@ -14,6 +14,7 @@ The rules live in `handoff.lifecycle`; this workflow only orchestrates around th
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         new_state,
     )
     from handoff.models import (
+        AddNote,
         AgentCommand,
         AgentReply,
         BotAnswered,
@@ -44,9 +46,11 @@ with workflow.unsafe.imports_passed_through():
         CustomerMessage,
         HandBack,
         RecordBatch,
+        Release,
         RequestHuman,
         TakeOver,
         TranscriptEntry,
+        Transfer,
     )
 
 AgentCommandT = TypeVar("AgentCommandT", bound="AgentCommand")
@@ -72,6 +76,10 @@ BOT_ANSWER_RETRY = RetryPolicy(
 RECORD_BATCH_FACTS = 500
 RECORD_BATCH_CHARS = 500_000
 
+TIMERS_PATCH = "timers"
+"""Issue 9: the run loop waits for the earliest pending timer (`workflow.patched`, so histories
+recorded before keep replaying)."""
+
 
 def rejection_error(rejected: Rejected) -> ApplicationError:
     """How a refused command reaches the caller of an update: type = the rejection code."""
@@ -85,7 +93,13 @@ def rejection_error(rejected: Rejected) -> ApplicationError:
 class ConversationWorkflow:
     @workflow.init
     def __init__(self, input: ConversationInput) -> None:
-        state = input.state or new_state(input.conversation_id, input.customer_id, workflow.now())
+        state = input.state or new_state(
+            input.conversation_id,
+            input.customer_id,
+            workflow.now(),
+            timers=input.timers,
+            previous_conversation_id=input.previous_conversation_id,
+        )
         self._conversation = Conversation(state)
         self._continue_as_new_after_events = input.continue_as_new_after_events
         self._draining = False  # set before continue-as-new: start no new activity
@@ -97,7 +111,7 @@ class ConversationWorkflow:
     async def run(self, input: ConversationInput) -> ConversationSummary:
         self._upsert_search_attributes()
         loops = [asyncio.create_task(self._bot_loop()), asyncio.create_task(self._record_loop())]
-        await workflow.wait_condition(lambda: self._conversation.finished or self._continue_as_new_due())
+        await self._run_timers_until(lambda: self._conversation.finished or self._continue_as_new_due())
         if not self._conversation.finished:
             # Stop starting activities, let the ones in flight land, then carry the state over.
             self._draining = True
@@ -117,6 +131,35 @@ class ConversationWorkflow:
         for loop in loops:
             loop.cancel()
         return self._conversation.state.summary()
+
+    async def _run_timers_until(self, done: Callable[[], bool]) -> None:
+        """Wait until `done`, firing each timer of the rules layer when its deadline passes.
+
+        One Temporal timer at a time, for the earliest deadline; it is replaced only when that
+        deadline changes (a customer message moves the idle timer, a take-over cancels the SLA).
+        Deadlines are absolute and carried across continue-as-new, so a timer started in an
+        earlier run fires at its original time (at once if that has passed)."""
+        while not done():
+            timer = self._conversation.next_timer()
+            if timer is None:
+                # Conversations without timers (all those started before issue 9) wait as before.
+                await workflow.wait_condition(lambda: done() or self._conversation.next_timer() is not None)
+                continue
+            if not workflow.patched(TIMERS_PATCH):
+                # Only a history recorded before the patch gets here, and those never had timers.
+                await workflow.wait_condition(done)
+                continue
+            remaining = (timer.deadline - workflow.now()).total_seconds()
+            if remaining > 0:
+                try:
+                    await workflow.wait_condition(
+                        lambda timer=timer: done() or self._conversation.next_timer() != timer,  # type: ignore[misc]
+                        timeout=remaining,
+                    )
+                    continue
+                except TimeoutError:
+                    pass
+            self._apply(timer)
 
     # --- Customer side: signals.
 
@@ -160,6 +203,30 @@ class ConversationWorkflow:
 
     @close.validator
     def _validate_close(self, command: Close) -> None:
+        self._validate(command)
+
+    @workflow.update(name="Transfer")
+    def transfer(self, command: Transfer) -> ConversationSummary:
+        return self._apply(command)
+
+    @transfer.validator
+    def _validate_transfer(self, command: Transfer) -> None:
+        self._validate(command)
+
+    @workflow.update(name="Release")
+    def release(self, command: Release) -> ConversationSummary:
+        return self._apply(command)
+
+    @release.validator
+    def _validate_release(self, command: Release) -> None:
+        self._validate(command)
+
+    @workflow.update(name="AddNote")
+    def add_note(self, command: AddNote) -> ConversationSummary:
+        return self._apply(command)
+
+    @add_note.validator
+    def _validate_add_note(self, command: AddNote) -> None:
         self._validate(command)
 
     # --- ... and the same commands as signals, for backends that fire and forget.

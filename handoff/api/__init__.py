@@ -20,7 +20,7 @@ from handoff.agents import AgentDirectory
 from handoff.api.deps import Services
 from handoff.api.docs import ASSETS_URL, install_docs
 from handoff.api.errors import BodyLimit, NoStore, install_error_handlers
-from handoff.api.routes import agents, assist, customer, history, live, metrics
+from handoff.api.routes import agents, assist, customer, history, live, metrics, people
 from handoff.assist import Assistant
 from handoff.bot import KnowledgeBaseBot
 from handoff.client import HandoffClient
@@ -61,7 +61,7 @@ def create_app(
         own_store = s.store is None
         if s.client is None:
             temporal = await connect_temporal(settings, lazy=True, tracer=tracer)
-            s.client = HandoffClient(temporal, settings.task_queue)
+            s.client = HandoffClient(temporal, settings.task_queue, timers=settings.timers())
         if s.store is None:
             s.store = Store(settings.database_url)
         if s.client.store is None:
@@ -92,7 +92,7 @@ def create_app(
     install_error_handlers(app)
     install_docs(app)
     # Customer routes first: POST /conversations starts one, GET /conversations is the history.
-    for router in (customer.router, agents.router, assist.router, history.router, live.router):
+    for router in (customer.router, agents.router, assist.router, history.router, live.router, people.router):
         app.include_router(router)
     app.include_router(metrics.router)
     app.include_router(codec_router(settings))  # operators' decryption, see handoff/codec_server.py

@@ -23,6 +23,7 @@ from handoff.client import (
     ConversationNotFound,
     HandoffError,
     InvalidCommand,
+    InvalidTransferTarget,
     NotAssignedAgent,
     WrongStatus,
 )
@@ -43,6 +44,7 @@ STATUS_BY_ERROR: list[tuple[type[HandoffError], int]] = [
     (NotAssignedAgent, status.HTTP_403_FORBIDDEN),
     (WrongStatus, status.HTTP_409_CONFLICT),
     (InvalidCommand, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (InvalidTransferTarget, status.HTTP_409_CONFLICT),
     # Anything else the engine refused, e.g. a workflow an operator terminated.
     (HandoffError, status.HTTP_409_CONFLICT),
 ]

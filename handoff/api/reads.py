@@ -13,12 +13,12 @@ from temporalio.service import RPCError
 from handoff.api.deps import Services, check_id
 from handoff.client import ConversationClosed, ConversationNotFound
 from handoff.lifecycle import CLOSED_MESSAGE
-from handoff.models import ConversationSummary, EntryKind, Status, TranscriptEntry
+from handoff.models import CUSTOMER_VISIBLE, ConversationSummary, Status, TranscriptEntry
 
 
 def customer_view(entries: list[TranscriptEntry]) -> list[TranscriptEntry]:
-    """What a customer may see: never system notes."""
-    return [e for e in entries if e.kind is not EntryKind.SYSTEM]
+    """What a customer may see: never system notes, never internal notes."""
+    return [e for e in entries if e.kind in CUSTOMER_VISIBLE]
 
 
 async def read_conversation(

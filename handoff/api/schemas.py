@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from handoff.lifecycle import MAX_MESSAGE_CHARS, Rejected, check_text
 from handoff.models import Agent, ConversationSummary, Outcome, Status, TranscriptEntry
@@ -28,6 +28,7 @@ def _checked(what: str) -> AfterValidator:
 
 
 MessageText = Annotated[str, _checked("the message"), Field(description=f"At most {MAX_MESSAGE_CHARS} characters.")]
+NoteText = Annotated[str, _checked("the note"), Field(description=f"At most {MAX_MESSAGE_CHARS} characters.")]
 ReplyText = Annotated[str, _checked("the reply"), Field(description=f"At most {MAX_MESSAGE_CHARS} characters.")]
 
 
@@ -54,6 +55,27 @@ class NewReply(Body):
 class CloseRequest(Body):
     outcome: Outcome
 
+    @field_validator("outcome")
+    @classmethod
+    def _an_agents_outcome(cls, outcome: Outcome) -> Outcome:
+        if outcome is Outcome.INACTIVE:
+            raise ValueError("inactive is set by the timers, not an agent's outcome; use resolved or not_resolved")
+        return outcome
+
+
+class TransferRequest(Body):
+    agent_id: str = Field(min_length=1, max_length=200, description="The agent who holds the conversation next.")
+    note: NoteText | None = Field(default=None, description="An internal note for agents (never the customer).")
+
+
+class NoteRequest(Body):
+    text: NoteText
+
+
+class RatingRequest(Body):
+    score: int = Field(ge=1, le=5, description="1 (bad) to 5 (excellent).")
+    comment: Annotated[str, _checked("the comment")] | None = None
+
 
 # --- Responses.
 
@@ -65,6 +87,19 @@ class CreatedConversation(Body):
     messages: list[TranscriptEntry] = Field(
         description="What the customer sees so far: their message and, normally, the bot's answer."
     )
+
+
+class ReopenedConversation(CreatedConversation):
+    """A message to a closed conversation starts a new one, linked to it."""
+
+    previous_conversation_id: str
+
+
+class RatingOut(Body):
+    conversation_id: str
+    score: int
+    comment: str | None
+    at: datetime
 
 
 class Accepted(Body):
@@ -81,10 +116,21 @@ class CustomerMessages(Body):
 class ConversationDetail(ConversationSummary):
     transcript: list[TranscriptEntry] = Field(description="Every entry, system notes included, in order.")
     live: bool = Field(description="True when read from the running workflow, false when read from the database.")
+    previous_conversation_id: str | None = Field(
+        default=None, description="The closed conversation the customer wrote to, which this one reopens."
+    )
+    previous_transcript: list[TranscriptEntry] = Field(
+        default_factory=list, description="That earlier conversation's transcript, for context."
+    )
 
 
 class WaitingConversation(ConversationSummary):
     waiting_seconds: float
+    overdue: bool = Field(default=False, description="Waiting longer than HANDOFF_WAITING_SLA.")
+
+
+class HeldConversation(ConversationSummary):
+    overdue: bool = Field(default=False, description="Not replied to within HANDOFF_FIRST_REPLY_SLA.")
 
 
 class WaitingColumn(Body):
@@ -94,7 +140,7 @@ class WaitingColumn(Body):
 
 class MyConversations(Body):
     agent: Agent
-    conversations: list[ConversationSummary]
+    conversations: list[HeldConversation]
 
 
 class HistoryPageOut(Body):

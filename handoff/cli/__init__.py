@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import typer
 
-from handoff.cli import conversations, db, demo, parts, stats, up
+from handoff.cli import conversations, db, demo, parts, people, stats, up
 from handoff.cli.main import app, conversations_app
 
 db_app = typer.Typer(help="The project database: schema migrations.", no_args_is_help=True)
@@ -32,6 +32,9 @@ conversations_app.command("list")(conversations.list_conversations)
 conversations_app.command("show")(conversations.show_conversation)
 conversations_app.command("history")(conversations.conversation_history)
 conversations_app.command("suggestions")(conversations.conversation_suggestions)
+conversations_app.command("transfer")(people.transfer)
+conversations_app.command("release")(people.release)
+conversations_app.command("note")(people.note)
 app.command()(stats.stats)
 app.command()(demo.demo)
 

@@ -30,7 +30,7 @@ from handoff.cli.main import REPORTED, console, fail, report, run
 from handoff.cli.servers import embedded_server, embedded_settings, start_embedded
 from handoff.client import HandoffClient, HandoffError
 from handoff.config import Settings
-from handoff.models import Agent, EntryKind, Outcome
+from handoff.models import CUSTOMER_VISIBLE, Agent, EntryKind, Outcome
 
 
 def demo(
@@ -127,7 +127,7 @@ class Demo:
         for e in entries:
             if e.kind is EntryKind.SYSTEM:
                 self.out.print(Text(f"   note · {e.text}", style="italic dim"))
-            elif e.kind is not EntryKind.CUSTOMER:
+            elif e.kind in CUSTOMER_VISIBLE and e.kind is not EntryKind.CUSTOMER:
                 self.out.print(
                     Text(f"{e.author:>8} › {e.text}", style="green" if e.kind is EntryKind.BOT else "yellow")
                 )

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import sqlalchemy
 from rich.table import Table
 
-from handoff.models import Agent, EntryKind, TranscriptEntry
+from handoff.models import CUSTOMER_VISIBLE, Agent, EntryKind, TranscriptEntry
 
 
 def fmt_time(at: datetime | None) -> str:
@@ -62,6 +62,6 @@ def customer_table(entries: Sequence[TranscriptEntry], title: str) -> Table:
     table.add_column("From")
     table.add_column("Text", overflow="fold")
     for e in entries:
-        if e.kind is not EntryKind.SYSTEM:
+        if e.kind in CUSTOMER_VISIBLE:
             table.add_row(fmt_time(e.at), "you" if e.kind is EntryKind.CUSTOMER else e.author, e.text)
     return table

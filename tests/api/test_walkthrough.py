@@ -115,8 +115,10 @@ async def test_a_conversation_from_the_bot_to_a_person_and_closed(api: httpx.Asy
         assert cid in ids(page), query
     assert cid not in ids(await ok(api.get("/conversations", params={"outcome": "not_resolved"}, headers=ALICE)))
 
-    # A closed conversation accepts nothing more, from either side.
-    await refused(api.post(f"/conversations/{cid}/messages", json={"text": "one more"}, headers=customer), 409)
+    # A closed conversation accepts nothing more, from either side; a customer's message starts a new
+    # conversation, linked to it (issue 9).
+    reopened = await ok(api.post(f"/conversations/{cid}/messages", json={"text": "one more"}, headers=customer), 201)
+    assert reopened["previous_conversation_id"] == cid
     await refused(api.post(f"/conversations/{cid}/request-human", headers=customer), 409)
     await refused(api.post(f"/conversations/{cid}/takeover", headers=ALICE), 409)
     await refused(api.post(f"/conversations/{cid}/replies", json={"text": "hello?"}, headers=BOB), 409)

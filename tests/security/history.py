@@ -38,8 +38,18 @@ def payloads(message: Message, path: str = "") -> Iterator[tuple[str, Payload]]:
                 yield from payloads(item, where)
 
 
+# A `workflow.patched()` marker is written by the SDK's core, past the codec: it holds only the
+# patch id (code, e.g. {"id":"timers"}), never data.
+PATCH_MARKER = "core_patch"
+
+
 def history_payloads(history: WorkflowHistory) -> list[tuple[str, Payload]]:
-    return [(f"event {e.event_id} {where}", p) for e in history.events for where, p in payloads(e)]
+    return [
+        (f"event {e.event_id} {where}", p)
+        for e in history.events
+        if e.marker_recorded_event_attributes.marker_name != PATCH_MARKER
+        for where, p in payloads(e)
+    ]
 
 
 def unencrypted(history: WorkflowHistory) -> list[str]:

@@ -41,6 +41,7 @@ NOTHING_TO_NEGATE = {
     "POST /conversations/{conversation_id}/request-human",
     "POST /conversations/{conversation_id}/takeover",
     "POST /conversations/{conversation_id}/hand-back",
+    "POST /conversations/{conversation_id}/release",
     "GET /conversations/{conversation_id}",
     "GET /live/waiting",
     "GET /live/mine",

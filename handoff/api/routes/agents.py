@@ -50,4 +50,12 @@ async def close(conversation_id: str, body: CloseRequest, agent: CurrentAgent, s
 async def get_conversation(conversation_id: str, _agent: CurrentAgent, s: ServicesDep) -> ConversationDetail:
     """State, assigned agent, outcome, timestamps and the full transcript with system notes."""
     summary, transcript, live = await read_conversation(s, conversation_id)
-    return ConversationDetail(**summary.model_dump(), transcript=transcript, live=live)
+    previous = await run_in_threadpool(s.db.previous_conversation, conversation_id)
+    earlier = await run_in_threadpool(s.db.transcript, previous) if previous is not None else []
+    return ConversationDetail(
+        **summary.model_dump(),
+        transcript=transcript,
+        live=live,
+        previous_conversation_id=previous,
+        previous_transcript=earlier,
+    )

@@ -13,12 +13,19 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from handoff.api.deps import ERRORS, CustomerConversation, IdempotencyKey, Services, ServicesDep
 from handoff.api.reads import customer_view, read_conversation, refuse_if_closed, wait_for_bot
-from handoff.api.schemas import Accepted, CreatedConversation, CustomerMessages, NewMessage, StartConversation
+from handoff.api.schemas import (
+    Accepted,
+    CreatedConversation,
+    CustomerMessages,
+    NewMessage,
+    ReopenedConversation,
+    StartConversation,
+)
 from handoff.client import ConversationClosed
 from handoff.models import EntryKind, TranscriptEntry
 
@@ -79,18 +86,63 @@ async def start_conversation(
     )
 
 
-@router.post("/conversations/{conversation_id}/messages", status_code=202)
+@router.post(
+    "/conversations/{conversation_id}/messages",
+    status_code=202,
+    responses={201: {"model": ReopenedConversation, "description": "The conversation was closed: a new one began."}},
+)
 async def send_message(
-    conversation_id: CustomerConversation, body: NewMessage, s: ServicesDep, idempotency_key: IdempotencyKey = None
-) -> Accepted:
-    """A customer message; the bot (or the agent holding the conversation) answers it."""
-    await refuse_if_closed(s, conversation_id)
+    conversation_id: CustomerConversation,
+    body: NewMessage,
+    s: ServicesDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> Accepted | ReopenedConversation:
+    """A customer message; the bot (or the agent holding the conversation) answers it. To a
+    closed conversation, it starts a new one with the bot, linked to the closed one (201)."""
+    try:
+        await refuse_if_closed(s, conversation_id)
+    except ConversationClosed:
+        response.status_code = status.HTTP_201_CREATED
+        return await reopen(conversation_id, body, s, idempotency_key)
     message_id = None
     if idempotency_key is not None:
         message_id = s.tokens.message_id(conversation_id, idempotency_key)
         await claim(s, message_id, body.text)
     await s.temporal(s.handoff.send_message(conversation_id, body.text, message_id=message_id))
     return Accepted(conversation_id=conversation_id, detail="message accepted")
+
+
+async def reopen(previous_id: str, body: NewMessage, s: Services, idempotency_key: str | None) -> ReopenedConversation:
+    """Start a new conversation with the message written to the closed `previous_id`; the closed
+    one, its outcome and its statistics stay as they were. An Idempotency-Key makes a retry land
+    in the same new conversation."""
+    previous = await run_in_threadpool(s.db.summary, previous_id)
+    assert previous is not None  # refuse_if_closed found it closed in the database
+    if idempotency_key is None:
+        conversation_id, message_id = uuid.uuid4().hex, None
+    else:
+        conversation_id = s.tokens.conversation_id(previous.customer_id, f"reopen:{previous_id}:{idempotency_key}")
+        message_id = s.tokens.message_id(conversation_id, idempotency_key)
+        await claim(s, conversation_id, previous_id, body.text)
+    await run_in_threadpool(s.db.link, conversation_id, previous_id)
+    await s.temporal(
+        s.handoff.start_or_message(
+            conversation_id,
+            previous.customer_id,
+            body.text,
+            message_id=message_id,
+            previous_conversation_id=previous_id,
+        )
+    )
+    conversation_status, transcript = await wait_for_bot(s, conversation_id)
+    return ReopenedConversation(
+        id=conversation_id,
+        status=conversation_status,
+        customer_token=s.tokens.token(conversation_id),
+        messages=first_exchange(transcript),
+        previous_conversation_id=previous_id,
+    )
 
 
 @router.post("/conversations/{conversation_id}/request-human", status_code=202)
