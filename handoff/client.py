@@ -29,6 +29,7 @@ from handoff.models import (
     Agent,
     AgentReply,
     Close,
+    CommandResult,
     ConversationInput,
     ConversationSummary,
     CustomerMessage,
@@ -117,12 +118,16 @@ class HandoffClient:
         *,
         message_id: str | None = None,
         continue_as_new_after_events: int | None = None,
+        read_side: bool = True,
     ) -> None:
         """Deliver a customer message, starting the conversation if it is new.
 
         Signal-with-start: a duplicate first message never creates two conversations, and
         with a `message_id` it is not even kept twice. A closed conversation's id is never
         reused.
+
+        `read_side`: the conversation writes every fact to the database promptly, so reads can
+        be served from there (issue 8); False gives the recording rhythm of earlier versions.
         """
         _check(lambda: check_text(text, "the message"))
         _check(lambda: check_text(customer_id, "the customer id", MAX_CUSTOMER_ID_CHARS))
@@ -133,6 +138,7 @@ class HandoffClient:
                     conversation_id=conversation_id,
                     customer_id=customer_id,
                     continue_as_new_after_events=continue_as_new_after_events,
+                    read_side=read_side,
                 ),
                 id=workflow_id(conversation_id),
                 task_queue=self.task_queue,
@@ -156,15 +162,30 @@ class HandoffClient:
     # --- Agent side: updates, answered once the workflow has applied (or refused) them.
 
     async def take_over(self, conversation_id: str, agent: Agent) -> ConversationSummary:
-        return await self._update(conversation_id, ConversationWorkflow.take_over, TakeOver(agent=agent))
+        return (await self.take_over_result(conversation_id, agent)).summary()
 
     async def reply(self, conversation_id: str, agent: Agent, text: str) -> ConversationSummary:
-        return await self._update(conversation_id, ConversationWorkflow.reply, AgentReply(agent=agent, text=text))
+        return (await self.reply_result(conversation_id, agent, text)).summary()
 
     async def hand_back(self, conversation_id: str, agent: Agent) -> ConversationSummary:
-        return await self._update(conversation_id, ConversationWorkflow.hand_back, HandBack(agent=agent))
+        return (await self.hand_back_result(conversation_id, agent)).summary()
 
     async def close(self, conversation_id: str, agent: Agent, outcome: Outcome | str) -> ConversationSummary:
+        return (await self.close_result(conversation_id, agent, outcome)).summary()
+
+    # The same commands, answering with the facts they produced too, for a caller that writes
+    # them to the database at once (the API: the database is its read side).
+
+    async def take_over_result(self, conversation_id: str, agent: Agent) -> CommandResult:
+        return await self._update(conversation_id, ConversationWorkflow.take_over, TakeOver(agent=agent))
+
+    async def reply_result(self, conversation_id: str, agent: Agent, text: str) -> CommandResult:
+        return await self._update(conversation_id, ConversationWorkflow.reply, AgentReply(agent=agent, text=text))
+
+    async def hand_back_result(self, conversation_id: str, agent: Agent) -> CommandResult:
+        return await self._update(conversation_id, ConversationWorkflow.hand_back, HandBack(agent=agent))
+
+    async def close_result(self, conversation_id: str, agent: Agent, outcome: Outcome | str) -> CommandResult:
         try:
             outcome = Outcome(outcome)
         except ValueError:
@@ -202,10 +223,10 @@ class HandoffClient:
     async def _signal(self, conversation_id: str, name: str, arg: Any) -> None:
         await self._call(conversation_id, self.handle(conversation_id).signal(name, arg))
 
-    async def _update(self, conversation_id: str, update: Any, arg: Any) -> ConversationSummary:
+    async def _update(self, conversation_id: str, update: Any, arg: Any) -> CommandResult:
         try:
             result = await self._call(conversation_id, self.handle(conversation_id).execute_update(update, arg))
-            return ConversationSummary.model_validate(result)
+            return CommandResult.model_validate(result)
         except WorkflowUpdateFailedError as failed:
             raise _from_update_failure(failed) from None
 

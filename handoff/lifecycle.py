@@ -346,6 +346,14 @@ class Conversation:
     def mark_recorded(self, facts: list[Fact]) -> None:
         recorded = {f.number for f in facts}
         self.state.outbox = [f for f in self.state.outbox if f.number not in recorded]
+        if self.state.caller_writes:
+            self.state.caller_writes = [n for n in self.state.caller_writes if n not in recorded]
+
+    def caller_writes(self, facts: list[Fact]) -> None:
+        """The caller of an update writes these facts itself (read-side conversations only):
+        they need no prompt recording; the recorder still writes them later, as the backstop."""
+        if self.state.read_side and facts:
+            self.state.caller_writes = [*self.state.caller_writes, *(f.number for f in facts)]
 
     def recording_due(self) -> bool:
         """Whether the outbox must be written now rather than ride along with the next bot answer.
@@ -357,11 +365,27 @@ class Conversation:
         outbox = self.state.outbox
         if not outbox:
             return False
+        if self.state.read_side:
+            return self._read_side_recording_due()
         return (
             self.state.status is Status.CLOSED
             or len(outbox) >= UNRECORDED_FACTS_KEPT
             or any(f.kind in RECORDED_PROMPTLY for f in outbox)
         )
+
+    def _read_side_recording_due(self) -> bool:
+        """The rule when the database is the read side (issue 8): every fact reaches it within
+        about a second. A fact the caller of an update wrote itself waits for the next write;
+        facts a bot answer is about to carry wait for it (it writes them as it starts); any
+        other fact (a customer message to a person, a request for a person, a bot answer) is
+        written at once."""
+        s = self.state
+        if s.status is Status.CLOSED or len(s.outbox) >= UNRECORDED_FACTS_KEPT:
+            return True
+        if s.status is Status.BOT and s.bot_queue:
+            return False
+        written_by_caller = set(s.caller_writes)
+        return any(f.number not in written_by_caller for f in s.outbox)
 
     @property
     def finished(self) -> bool:

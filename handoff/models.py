@@ -173,6 +173,13 @@ class ConversationState(ConversationSummary):
     seen_request_ids: list[str] = Field(default_factory=list)
     # Commands refused on the fire-and-forget signal path, for ops to see in queries.
     rejected_signals: int = 0
+    # Issue 8: the database is the read side, so every fact is written promptly (by the API for
+    # an update's facts, by the recorder for the rest). Set for new conversations only: a
+    # conversation started before keeps its recording rhythm, so its history replays.
+    read_side: bool = False
+    # Numbers of outbox facts the caller of an update writes itself (it got them back in the
+    # update's `CommandResult`): the recorder writes them later, as the backstop, not at once.
+    caller_writes: list[int] = Field(default_factory=list)
 
     def summary(self) -> ConversationSummary:
         return ConversationSummary.model_validate(self.model_dump(include=set(ConversationSummary.model_fields)))
@@ -187,6 +194,18 @@ class ConversationInput(Model):
     # Continue-as-new once history reaches this many events, besides when Temporal suggests it.
     # Production leaves it unset; tests set it low to exercise continue-as-new quickly.
     continue_as_new_after_events: int | None = None
+    # New conversations record every fact promptly: the API reads the database only (issue 8).
+    read_side: bool = False
+
+
+class CommandResult(ConversationSummary):
+    """What an agent update answers: the summary, plus the facts the command produced, which
+    the caller writes to the database at once (the recorder writes them again later: a no-op)."""
+
+    facts: list[Fact] = Field(default_factory=list)
+
+    def summary(self) -> ConversationSummary:
+        return ConversationSummary.model_validate(self.model_dump(include=set(ConversationSummary.model_fields)))
 
 
 class RecordBatch(Model):

@@ -269,6 +269,20 @@ class Store:
             row = conn.execute(sa.select(conversations).where(conversations.c.id == conversation_id)).first()
             return summary_from_row(row) if row else None
 
+    def conversation(self, conversation_id: str) -> tuple[ConversationSummary, list[TranscriptEntry]] | None:
+        """A conversation's row and its recorded transcript, read together (the row first, so the
+        summary never runs ahead of the entries it comes with); None if it has no row yet."""
+        with self.engine.connect() as conn, conn.begin():
+            row = conn.execute(sa.select(conversations).where(conversations.c.id == conversation_id)).first()
+            if row is None:
+                return None
+            rows = conn.execute(
+                sa.select(facts)
+                .where(facts.c.conversation_id == conversation_id, facts.c.entry_seq.is_not(None))
+                .order_by(facts.c.entry_seq)
+            )
+            return summary_from_row(row), [entry for r in rows if (entry := fact_from_row(r).entry) is not None]
+
     def facts(self, conversation_id: str) -> list[Fact]:
         with self.engine.connect() as conn:
             rows = conn.execute(

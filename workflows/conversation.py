@@ -39,9 +39,11 @@ with workflow.unsafe.imports_passed_through():
         BotReply,
         Close,
         Command,
+        CommandResult,
         ConversationInput,
         ConversationSummary,
         CustomerMessage,
+        Fact,
         HandBack,
         RecordBatch,
         RequestHuman,
@@ -86,6 +88,8 @@ class ConversationWorkflow:
     @workflow.init
     def __init__(self, input: ConversationInput) -> None:
         state = input.state or new_state(input.conversation_id, input.customer_id, workflow.now())
+        if input.state is None and input.read_side:
+            state.read_side = True  # carried across continue-as-new with the rest of the state
         self._conversation = Conversation(state)
         self._continue_as_new_after_events = input.continue_as_new_after_events
         self._draining = False  # set before continue-as-new: start no new activity
@@ -111,6 +115,7 @@ class ConversationWorkflow:
                     customer_id=input.customer_id,
                     state=self._conversation.state,
                     continue_as_new_after_events=self._continue_as_new_after_events,
+                    read_side=self._conversation.state.read_side,
                 )
             )
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -131,32 +136,32 @@ class ConversationWorkflow:
     # --- Agent side: updates (the caller gets an answer) ...
 
     @workflow.update(name="TakeOver")
-    def take_over(self, command: TakeOver) -> ConversationSummary:
-        return self._apply(command)
+    def take_over(self, command: TakeOver) -> CommandResult:
+        return self._apply_update(command)
 
     @take_over.validator
     def _validate_take_over(self, command: TakeOver) -> None:
         self._validate(command)
 
     @workflow.update(name="Reply")
-    def reply(self, command: AgentReply) -> ConversationSummary:
-        return self._apply(command)
+    def reply(self, command: AgentReply) -> CommandResult:
+        return self._apply_update(command)
 
     @reply.validator
     def _validate_reply(self, command: AgentReply) -> None:
         self._validate(command)
 
     @workflow.update(name="HandBack")
-    def hand_back(self, command: HandBack) -> ConversationSummary:
-        return self._apply(command)
+    def hand_back(self, command: HandBack) -> CommandResult:
+        return self._apply_update(command)
 
     @hand_back.validator
     def _validate_hand_back(self, command: HandBack) -> None:
         self._validate(command)
 
     @workflow.update(name="Close")
-    def close(self, command: Close) -> ConversationSummary:
-        return self._apply(command)
+    def close(self, command: Close) -> CommandResult:
+        return self._apply_update(command)
 
     @close.validator
     def _validate_close(self, command: Close) -> None:
@@ -215,17 +220,26 @@ class ConversationWorkflow:
             raise rejection_error(rejected) from None
 
     def _apply(self, command: Command) -> ConversationSummary:
+        return self._apply_command(command)[0]
+
+    def _apply_update(self, command: Command) -> CommandResult:
+        """An update's answer carries the facts it produced: the API writes them at once."""
+        summary, facts = self._apply_command(command)
+        self._conversation.caller_writes(facts)
+        return CommandResult(**summary.model_dump(), facts=facts)
+
+    def _apply_command(self, command: Command) -> tuple[ConversationSummary, list[Fact]]:
         if isinstance(command, AgentCommand):
             command = self._with_update_id(command)
         before = search_attributes.values(self._conversation.state)
         try:
-            self._conversation.apply(command, workflow.now())
+            facts = self._conversation.apply(command, workflow.now())
         except Rejected as rejected:
             # Reached only if the state changed between validator and handler.
             raise rejection_error(rejected) from None
         if search_attributes.values(self._conversation.state) != before:
             self._upsert_search_attributes()
-        return self._conversation.state.summary()
+        return self._conversation.state.summary(), facts
 
     def _apply_signal(self, command: Command) -> None:
         try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from handoff.api.deps import AGENT_ERRORS, ERRORS, CurrentAgent, ServicesDep, check_id
-from handoff.api.reads import read_conversation
+from handoff.api.reads import read_conversation, record_command
 from handoff.api.schemas import CloseRequest, ConversationDetail, NewReply
 from handoff.models import ConversationSummary
 
@@ -17,30 +17,35 @@ router = APIRouter(tags=["agent"])
 async def take_over(conversation_id: str, agent: CurrentAgent, s: ServicesDep) -> ConversationSummary:
     """Take the conversation (from the bot or the Waiting column); 409 if another agent holds it."""
     check_id(conversation_id)
-    return await s.temporal(s.handoff.take_over(conversation_id, agent), command=True)
+    result = await s.temporal(s.handoff.take_over_result(conversation_id, agent), command=True)
+    return await record_command(s, result)
 
 
 @router.post("/conversations/{conversation_id}/replies", responses=AGENT_ERRORS)
 async def reply(conversation_id: str, body: NewReply, agent: CurrentAgent, s: ServicesDep) -> ConversationSummary:
     check_id(conversation_id)
-    return await s.temporal(s.handoff.reply(conversation_id, agent, body.text), command=True)
+    result = await s.temporal(s.handoff.reply_result(conversation_id, agent, body.text), command=True)
+    return await record_command(s, result)
 
 
 @router.post("/conversations/{conversation_id}/hand-back", responses=AGENT_ERRORS)
 async def hand_back(conversation_id: str, agent: CurrentAgent, s: ServicesDep) -> ConversationSummary:
     """Give the conversation back to the bot."""
     check_id(conversation_id)
-    return await s.temporal(s.handoff.hand_back(conversation_id, agent), command=True)
+    result = await s.temporal(s.handoff.hand_back_result(conversation_id, agent), command=True)
+    return await record_command(s, result)
 
 
 @router.post("/conversations/{conversation_id}/close", responses=AGENT_ERRORS)
 async def close(conversation_id: str, body: CloseRequest, agent: CurrentAgent, s: ServicesDep) -> ConversationSummary:
     check_id(conversation_id)
-    return await s.temporal(s.handoff.close(conversation_id, agent, body.outcome), command=True)
+    result = await s.temporal(s.handoff.close_result(conversation_id, agent, body.outcome), command=True)
+    return await record_command(s, result)
 
 
 @router.get("/conversations/{conversation_id}", responses=ERRORS)
 async def get_conversation(conversation_id: str, _agent: CurrentAgent, s: ServicesDep) -> ConversationDetail:
-    """State, assigned agent, outcome, timestamps and the full transcript with system notes."""
-    summary, transcript, live = await read_conversation(s, conversation_id)
-    return ConversationDetail(**summary.model_dump(), transcript=transcript, live=live)
+    """State, assigned agent, outcome, timestamps and the full transcript with system notes,
+    from the database only (no Temporal call); `as_of` says when it was read."""
+    summary, transcript, as_of = await read_conversation(s, conversation_id)
+    return ConversationDetail(**summary.model_dump(), transcript=transcript, live=False, as_of=as_of)

@@ -33,4 +33,5 @@ async def live_waiting(_agent: CurrentAgent, s: ServicesDep) -> WaitingColumn:
 @router.get("/live/mine")
 async def live_mine(agent: CurrentAgent, s: ServicesDep) -> MyConversations:
     """The caller's My conversations: the ones they hold now."""
-    return MyConversations(agent=agent, conversations=await run_in_threadpool(s.db.assigned_to, agent.id))
+    as_of = datetime.now(UTC)
+    return MyConversations(agent=agent, conversations=await run_in_threadpool(s.db.assigned_to, agent.id), as_of=as_of)
