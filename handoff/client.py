@@ -173,25 +173,38 @@ class HandoffClient:
     async def close(self, conversation_id: str, agent: Agent, outcome: Outcome | str) -> ConversationSummary:
         return (await self.close_result(conversation_id, agent, outcome)).summary()
 
-    # The same commands, answering with the facts they produced too, for a caller that writes
-    # them to the database at once (the API: the database is its read side).
+    # The same commands, answering with the facts they produced too. `caller_records=True`
+    # promises the caller writes them to the database at once (the API does: the database is
+    # its read side), so the workflow records them later, as the backstop, not at once.
 
-    async def take_over_result(self, conversation_id: str, agent: Agent) -> CommandResult:
-        return await self._update(conversation_id, ConversationWorkflow.take_over, TakeOver(agent=agent))
+    async def take_over_result(
+        self, conversation_id: str, agent: Agent, *, caller_records: bool = False
+    ) -> CommandResult:
+        command = TakeOver(agent=agent, caller_records=caller_records)
+        return await self._update(conversation_id, ConversationWorkflow.take_over, command)
 
-    async def reply_result(self, conversation_id: str, agent: Agent, text: str) -> CommandResult:
-        return await self._update(conversation_id, ConversationWorkflow.reply, AgentReply(agent=agent, text=text))
+    async def reply_result(
+        self, conversation_id: str, agent: Agent, text: str, *, caller_records: bool = False
+    ) -> CommandResult:
+        command = AgentReply(agent=agent, text=text, caller_records=caller_records)
+        return await self._update(conversation_id, ConversationWorkflow.reply, command)
 
-    async def hand_back_result(self, conversation_id: str, agent: Agent) -> CommandResult:
-        return await self._update(conversation_id, ConversationWorkflow.hand_back, HandBack(agent=agent))
+    async def hand_back_result(
+        self, conversation_id: str, agent: Agent, *, caller_records: bool = False
+    ) -> CommandResult:
+        command = HandBack(agent=agent, caller_records=caller_records)
+        return await self._update(conversation_id, ConversationWorkflow.hand_back, command)
 
-    async def close_result(self, conversation_id: str, agent: Agent, outcome: Outcome | str) -> CommandResult:
+    async def close_result(
+        self, conversation_id: str, agent: Agent, outcome: Outcome | str, *, caller_records: bool = False
+    ) -> CommandResult:
         try:
             outcome = Outcome(outcome)
         except ValueError:
             allowed = ", ".join(o.value for o in Outcome)
             raise InvalidCommand(f"unknown outcome {outcome!r}; use one of: {allowed}") from None
-        return await self._update(conversation_id, ConversationWorkflow.close, Close(agent=agent, outcome=outcome))
+        command = Close(agent=agent, outcome=outcome, caller_records=caller_records)
+        return await self._update(conversation_id, ConversationWorkflow.close, command)
 
     # --- Reading.
 

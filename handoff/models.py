@@ -74,6 +74,9 @@ class AgentCommand(Model):
     # The caller's idempotency key (the Temporal update id on the update path): a command
     # retried after continue-as-new or a lost response is applied once.
     request_id: str | None = None
+    # The caller writes the facts it gets back in the update's `CommandResult` to the database
+    # itself (the API does), so the workflow need not record them at once (issue 8).
+    caller_records: bool = False
 
 
 class TakeOver(AgentCommand):

@@ -222,10 +222,12 @@ class ConversationWorkflow:
     def _apply(self, command: Command) -> ConversationSummary:
         return self._apply_command(command)[0]
 
-    def _apply_update(self, command: Command) -> CommandResult:
-        """An update's answer carries the facts it produced: the API writes them at once."""
+    def _apply_update(self, command: TakeOver | AgentReply | HandBack | Close) -> CommandResult:
+        """An update's answer carries the facts it produced: a caller that writes them at once
+        (the API) says so, and then the workflow records them later rather than at once."""
         summary, facts = self._apply_command(command)
-        self._conversation.caller_writes(facts)
+        if command.caller_records:
+            self._conversation.caller_writes(facts)
         return CommandResult(**summary.model_dump(), facts=facts)
 
     def _apply_command(self, command: Command) -> tuple[ConversationSummary, list[Fact]]:

@@ -17,14 +17,16 @@ router = APIRouter(tags=["agent"])
 async def take_over(conversation_id: str, agent: CurrentAgent, s: ServicesDep) -> ConversationSummary:
     """Take the conversation (from the bot or the Waiting column); 409 if another agent holds it."""
     check_id(conversation_id)
-    result = await s.temporal(s.handoff.take_over_result(conversation_id, agent), command=True)
+    result = await s.temporal(s.handoff.take_over_result(conversation_id, agent, caller_records=True), command=True)
     return await record_command(s, result)
 
 
 @router.post("/conversations/{conversation_id}/replies", responses=AGENT_ERRORS)
 async def reply(conversation_id: str, body: NewReply, agent: CurrentAgent, s: ServicesDep) -> ConversationSummary:
     check_id(conversation_id)
-    result = await s.temporal(s.handoff.reply_result(conversation_id, agent, body.text), command=True)
+    result = await s.temporal(
+        s.handoff.reply_result(conversation_id, agent, body.text, caller_records=True), command=True
+    )
     return await record_command(s, result)
 
 
@@ -32,14 +34,16 @@ async def reply(conversation_id: str, body: NewReply, agent: CurrentAgent, s: Se
 async def hand_back(conversation_id: str, agent: CurrentAgent, s: ServicesDep) -> ConversationSummary:
     """Give the conversation back to the bot."""
     check_id(conversation_id)
-    result = await s.temporal(s.handoff.hand_back_result(conversation_id, agent), command=True)
+    result = await s.temporal(s.handoff.hand_back_result(conversation_id, agent, caller_records=True), command=True)
     return await record_command(s, result)
 
 
 @router.post("/conversations/{conversation_id}/close", responses=AGENT_ERRORS)
 async def close(conversation_id: str, body: CloseRequest, agent: CurrentAgent, s: ServicesDep) -> ConversationSummary:
     check_id(conversation_id)
-    result = await s.temporal(s.handoff.close_result(conversation_id, agent, body.outcome), command=True)
+    result = await s.temporal(
+        s.handoff.close_result(conversation_id, agent, body.outcome, caller_records=True), command=True
+    )
     return await record_command(s, result)
 
 
