@@ -30,6 +30,7 @@ from bench.driver import BaselineTarget, HandoffTarget, Target
 from bench.plan import FULL, QUICK, Plan
 from bench.report import Measurements, results, write
 from bench.throughput import Level, run_level
+from handoff.store import Store
 
 RESULTS = Path(__file__).with_name("results.json")
 TMPFS = Path("/dev/shm")
@@ -84,7 +85,7 @@ async def measure(plan: Plan, steps: Steps, base_dir: Path | None) -> Measuremen
         handoff_worker, baseline_worker = await asyncio.gather(
             cluster.start_worker("handoff"), cluster.start_worker("baseline")
         )
-        handoff = HandoffTarget(cluster.client, handoff_worker.task_queue)
+        handoff = HandoffTarget(cluster.client, handoff_worker.task_queue, store=Store(cluster.database_url))
         baseline = BaselineTarget(cluster.plain_client, baseline_worker.task_queue)
         # Cost first: it counts events and actions, which a cold worker does not change, and it
         # warms both workers up (imports, first sandbox) before anything is timed.

@@ -108,6 +108,11 @@ class BotAnswered(Model):
     reply_to: int
     text: str
     wants_human: bool = False
+    # Read-side conversations (issue 8): the answer's entry seq and fact number, reserved when
+    # the question was put to the bot, which wrote the answer under them; and when it answered.
+    answer_seq: int | None = None
+    answer_fact: int | None = None
+    answered_at: datetime | None = None
 
 
 Command = Annotated[
@@ -180,6 +185,9 @@ class ConversationState(ConversationSummary):
     # an update's facts, by the recorder for the rest). Set for new conversations only: a
     # conversation started before keeps its recording rhythm, so its history replays.
     read_side: bool = False
+    # The entry seq and fact number reserved for the bot answer in flight (0: none).
+    reserved_seq: int = 0
+    reserved_fact: int = 0
     # Numbers of outbox facts the caller of an update writes itself (it got them back in the
     # update's `CommandResult`): the recorder writes them later, as the backstop, not at once.
     caller_writes: list[int] = Field(default_factory=list)
@@ -222,6 +230,9 @@ class BotQuestion(Model):
     text: str
     # Facts the bot activity writes on the way, saving a RecordFacts call; see the workflow.
     record: RecordBatch | None = None
+    # Read-side conversations: the answer's fact, text still empty, for the activity to write
+    # with its answer as soon as it has it (the customer sees it without waiting for a recorder).
+    answer: Fact | None = None
 
 
 class BotReply(Model):
@@ -230,3 +241,6 @@ class BotReply(Model):
     # Whether the question's `record` was written (the database may be down: then the
     # workflow's recorder writes those facts, retrying, and the bot still answers).
     recorded: bool = False
+    # Whether the question's `answer` was written with this text, and when.
+    answer_recorded: bool = False
+    answered_at: datetime | None = None

@@ -101,7 +101,13 @@ class ConversationWorkflow:
     async def run(self, input: ConversationInput) -> ConversationSummary:
         self._upsert_search_attributes()
         loops = [asyncio.create_task(self._bot_loop()), asyncio.create_task(self._record_loop())]
-        await workflow.wait_condition(lambda: self._conversation.finished or self._continue_as_new_due())
+        await workflow.wait_condition(
+            # A read-side conversation lets a bot answer in flight land first: it may be shown already.
+            lambda: (
+                (self._conversation.finished and not (self._bot_busy and self._conversation.state.read_side))
+                or self._continue_as_new_due()
+            )
+        )
         if not self._conversation.finished:
             # Stop starting activities, let the ones in flight land, then carry the state over.
             self._draining = True
@@ -273,13 +279,15 @@ class ConversationWorkflow:
             carried = (
                 [] if self._recorder_busy else self._conversation.take_outbox(RECORD_BATCH_FACTS, RECORD_BATCH_CHARS)
             )
+            # Read-side conversations reserve the answer's place first, so the activity writes it.
+            answer = self._conversation.reserve_bot_answer(seq) if state.read_side else None
             record = RecordBatch(summary=state.summary(), facts=carried) if carried else None
             self._bot_busy = True
             self._bot_carrying = bool(carried)
             try:
                 reply = await workflow.execute_activity_method(
                     ConversationActivities.bot_answer,
-                    BotQuestion(text=self._conversation.entry(seq).text, record=record),
+                    BotQuestion(text=self._conversation.entry(seq).text, record=record, answer=answer),
                     start_to_close_timeout=BOT_ANSWER_TIMEOUT,
                     retry_policy=BOT_ANSWER_RETRY,
                 )
@@ -293,7 +301,21 @@ class ConversationWorkflow:
                 self._bot_busy = self._bot_carrying = False
             if reply.recorded:
                 self._conversation.mark_recorded(carried)
-            self._apply(BotAnswered(reply_to=seq, text=reply.text, wants_human=reply.wants_human))
+            if answer is None:
+                self._apply(BotAnswered(reply_to=seq, text=reply.text, wants_human=reply.wants_human))
+                continue
+            answered = BotAnswered(
+                reply_to=seq,
+                text=reply.text,
+                wants_human=reply.wants_human,
+                answer_seq=answer.entry.seq if answer.entry else None,
+                answer_fact=answer.number,
+                answered_at=reply.answered_at,
+            )
+            facts = self._apply_command(answered)[1]
+            if reply.answer_recorded:
+                # The activity wrote the answer: the recorder writes it again later, as the backstop.
+                self._conversation.caller_writes([f for f in facts if f.number == answer.number])
 
     async def _record_loop(self) -> None:
         state = self._conversation.state
