@@ -268,14 +268,16 @@ async def measure(cluster: Cluster, conversations: int, seconds: float) -> Reade
         api.kill()
         worker_kill(worker)
         cluster.server.kill()
+        # Everything starts again at once, as `handoff up` does; reads need only the API and the database.
         restarted = time.monotonic()
-        await asyncio.to_thread(cluster.server.start)
         await cluster.stop_worker(worker)
-        worker = await cluster.start_worker("handoff")
         api = ApiProcess(cluster, worker)
+        server_back = asyncio.create_task(asyncio.to_thread(cluster.server.start))
         await api.start()
         async with httpx.AsyncClient(base_url=api.url, timeout=60, limits=limits) as http:
             reads_back = await _until_every_read_answers(http, list(opened), restarted)
+            await server_back
+            worker = await cluster.start_worker("handoff", task_queue=worker.task_queue)
             answers_back = await _until_every_answer(http, in_flight, restarted, timeout=120)
     finally:
         api.stop()
