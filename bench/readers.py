@@ -174,38 +174,30 @@ async def _poll(
         await asyncio.sleep(max(0.0, POLL_SECONDS - (time.monotonic() - began)))
 
 
-async def _until_every_read_answers(http: httpx.AsyncClient, opened: list[Opened], began: float) -> float:
-    pending = list(opened)
-    while pending:
-        still: list[Opened] = []
-        for c in pending:
-            try:
-                response = await http.get(f"/conversations/{c.id}/messages", headers=c.headers)
-                if response.status_code != 200:
-                    still.append(c)
-            except httpx.HTTPError:
-                still.append(c)
-        pending = still
-        if pending:
-            await asyncio.sleep(0.1)
-    return time.monotonic() - began
+async def _answers(http: httpx.AsyncClient, c: Opened, answered: bool) -> bool:
+    """Whether the conversation's read answers (and, with `answered`, holds the bot's second answer)."""
+    try:
+        response = await http.get(f"/conversations/{c.id}/messages", headers=c.headers)
+    except httpx.HTTPError:
+        return False
+    if response.status_code != 200:
+        return False
+    if not answered:
+        return True
+    kinds = [m["kind"] for m in response.json()["messages"]]
+    return len(kinds) >= 4 and kinds[-2:] == ["customer", "bot"]
 
 
-async def _until_every_answer(http: httpx.AsyncClient, opened: list[Opened], began: float, timeout: float) -> float:
+async def _until_every(
+    http: httpx.AsyncClient, opened: list[Opened], began: float, *, answered: bool, timeout: float = 120
+) -> float:
+    """Seconds from `began` until every conversation's read answers (all asked at once, every 0.1 s)."""
     pending = list(opened)
     while pending and time.monotonic() - began < timeout:
-        still: list[Opened] = []
-        for c in pending:
-            try:
-                response = await http.get(f"/conversations/{c.id}/messages", headers=c.headers)
-                kinds = [m["kind"] for m in response.json()["messages"]] if response.status_code == 200 else []
-                if kinds[-2:] != ["customer", "bot"] or len(kinds) < 4:
-                    still.append(c)
-            except (httpx.HTTPError, ValueError, KeyError):
-                still.append(c)
-        pending = still
+        done = await asyncio.gather(*(_answers(http, c, answered) for c in pending))
+        pending = [c for c, ok in zip(pending, done, strict=True) if not ok]
         if pending:
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.1)
     return time.monotonic() - began if not pending else float("nan")
 
 
@@ -275,10 +267,10 @@ async def measure(cluster: Cluster, conversations: int, seconds: float) -> Reade
         server_back = asyncio.create_task(asyncio.to_thread(cluster.server.start))
         await api.start()
         async with httpx.AsyncClient(base_url=api.url, timeout=60, limits=limits) as http:
-            reads_back = await _until_every_read_answers(http, list(opened), restarted)
+            reads_back = await _until_every(http, list(opened), restarted, answered=False)
             await server_back
             worker = await cluster.start_worker("handoff", task_queue=worker.task_queue)
-            answers_back = await _until_every_answer(http, in_flight, restarted, timeout=120)
+            answers_back = await _until_every(http, in_flight, restarted, answered=True)
     finally:
         api.stop()
         await cluster.stop_worker(worker)
