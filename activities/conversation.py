@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import UTC, datetime
 
 from temporalio import activity
 
@@ -46,7 +47,25 @@ class ConversationActivities:
             except Exception as error:  # any database error: the recorder retries them
                 activity.logger.warning("Database error (%s): facts left to the recorder", type(error).__name__)
         reply = self.bot.answer(question.text)
-        return reply.model_copy(update={"recorded": recorded})
+        answer_recorded, answered_at = False, None
+        if question.answer is not None and question.answer.entry is not None:
+            # Read-side conversations: the answer reaches the database (and the customer) now,
+            # under the seq and fact number the workflow reserved for it (a retry's copy is a
+            # no-op). If the database fails, the workflow's recorder writes it instead.
+            answered_at = datetime.now(UTC)
+            entry = question.answer.entry.model_copy(update={"text": reply.text, "at": answered_at})
+            answer = question.answer.model_copy(update={"entry": entry, "at": answered_at})
+            pending = self._ride_along.submit(self.store.record_entries, [answer])
+            try:
+                pending.result(timeout=RIDE_ALONG_RECORD_SECONDS)
+                answer_recorded = True
+            except FutureTimeout:
+                activity.logger.warning("Database slow: the answer is left to the recorder")
+            except Exception as error:  # any database error: the recorder retries it
+                activity.logger.warning("Database error (%s): the answer is left to the recorder", type(error).__name__)
+        return reply.model_copy(
+            update={"recorded": recorded, "answer_recorded": answer_recorded, "answered_at": answered_at}
+        )
 
     @activity.defn(name="RecordFacts")
     def record_facts(self, batch: RecordBatch) -> int:

@@ -24,12 +24,13 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from bench import cost, growth, machine, memory
+from bench import cost, growth, machine, memory, readers
 from bench.cluster import Cluster, WorkerProcess
 from bench.driver import BaselineTarget, HandoffTarget, Target
 from bench.plan import FULL, QUICK, Plan
 from bench.report import Measurements, results, write
 from bench.throughput import Level, run_level
+from handoff.store import Store
 
 RESULTS = Path(__file__).with_name("results.json")
 TMPFS = Path("/dev/shm")
@@ -77,14 +78,14 @@ async def level(
     return await run_level(target, concurrency, total, lambda: advance(1), cpu)
 
 
-async def measure(plan: Plan, steps: Steps, base_dir: Path | None) -> Measurements:
+async def measure(plan: Plan, steps: Steps, base_dir: Path | None) -> tuple[Measurements, list[readers.ReadersResult]]:
     sharing = machine.Sharing.begin()
     steps.phase("starting the dev server and two workers")
     async with Cluster(base_dir) as cluster:
         handoff_worker, baseline_worker = await asyncio.gather(
             cluster.start_worker("handoff"), cluster.start_worker("baseline")
         )
-        handoff = HandoffTarget(cluster.client, handoff_worker.task_queue)
+        handoff = HandoffTarget(cluster.client, handoff_worker.task_queue, store=Store(cluster.database_url))
         baseline = BaselineTarget(cluster.plain_client, baseline_worker.task_queue)
         # Cost first: it counts events and actions, which a cold worker does not change, and it
         # warms both workers up (imports, first sandbox) before anything is timed.
@@ -117,8 +118,13 @@ async def measure(plan: Plan, steps: Steps, base_dir: Path | None) -> Measuremen
             cluster, plan.growth_lengths, plan.growth_window, plan.growth_continue_as_new_after_events, advance
         )
         await stopping
+
+        reader_results: list[readers.ReadersResult] = []
+        for conversations in plan.readers:
+            steps.phase(f"readers: {conversations:,} open conversations polled every 2 s, then SIGKILL of everything")
+            reader_results.append(await readers.measure(cluster, conversations, plan.readers_seconds))
         run = sharing.end(cluster.our_cpu_seconds())
-    return Measurements(plan, levels, costs, memory_result, growth_result, machine.describe(), run)
+    return Measurements(plan, levels, costs, memory_result, growth_result, machine.describe(), run), reader_results
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -161,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
         transient=True,
     )
 
-    async def run() -> Measurements:
+    async def run() -> tuple[Measurements, list[readers.ReadersResult]]:
         # SIGTERM cancels the run like Ctrl-C does, so the server and workers are always stopped.
         task = asyncio.current_task()
         assert task is not None
@@ -169,11 +175,14 @@ def main(argv: list[str] | None = None) -> None:
         return await measure(plan, Steps(progress, console), base_dir)
 
     with progress:
-        measurements = asyncio.run(run())
+        measurements, reader_results = asyncio.run(run())
     data = results(measurements)
+    data["readers"] = readers.as_dicts(reader_results)
     data["run"]["dev_server_db"] = "tmpfs" if base_dir else f"disk ({tempfile.gettempdir()})"
     data["run"]["peak_rss_bench_process_kib"] = psutil.Process().memory_info().rss // 1024
     text = write(data, args.output)
+    if reader_results:
+        text += "\n" + readers.write(reader_results, args.output.with_name(args.output.stem + "-readers.json"))
     out = Console()
     # A terminal wide enough gets the rendered tables; logs (CI) get the Markdown itself.
     if out.is_terminal and out.width >= 120:

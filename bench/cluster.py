@@ -59,7 +59,7 @@ class WorkerProcess:
         env = {
             **os.environ,
             "HANDOFF_TEMPORAL_ADDRESS": self.cluster.server.address,
-            "HANDOFF_DATABASE_URL": f"sqlite:///{self.cluster.directory / 'handoff.db'}",
+            "HANDOFF_DATABASE_URL": self.cluster.database_url,
             "HANDOFF_ENCRYPTION_KEYS": self.cluster.encryption_key,
         }
         log = open(self.cluster.directory / f"worker-{uuid.uuid4().hex[:8]}.log", "w")  # noqa: SIM115 - child keeps it
@@ -121,6 +121,11 @@ class Cluster:
         self.encryption_key = new_key_entry()
         self._client: Client | None = None
         self._plain_client: Client | None = None
+
+    @property
+    def database_url(self) -> str:
+        """The project database the Handoff workers (and the driver, writing as the API does) share."""
+        return f"sqlite:///{self.directory / 'handoff.db'}"
 
     @property
     def client(self) -> Client:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,13 +32,16 @@ from handoff.models import (
     Agent,
     AgentReply,
     Close,
+    CommandResult,
     ConversationSummary,
     CustomerMessage,
     HandBack,
+    RecordBatch,
     RequestHuman,
     Status,
     TakeOver,
 )
+from handoff.store import Store
 
 HANDOFF_ANSWER = "BotAnswer"
 MAX_RESTARTS = 50
@@ -66,10 +69,25 @@ class HandoffTarget:
     name = "handoff"
     answer_activity = HANDOFF_ANSWER
 
-    def __init__(self, client: Client, task_queue: str, *, continue_as_new_after_events: int | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        task_queue: str,
+        *,
+        continue_as_new_after_events: int | None = None,
+        store: Store | None = None,
+    ) -> None:
         self.client = client
         self.handoff = HandoffClient(client, task_queue)
         self.continue_as_new_after_events = continue_as_new_after_events
+        # With the project database, agent commands go as the API sends them: it writes their
+        # facts itself (the database is the read side), so the workflow need not record them.
+        self.store = store
+
+    async def _agent(self, result: Awaitable[CommandResult]) -> None:
+        done = await result
+        if self.store is not None and done.facts:
+            await asyncio.to_thread(self.store.record, RecordBatch(summary=done.summary(), facts=done.facts))
 
     def workflow_id(self, conversation_id: str) -> str:
         return workflow_id(conversation_id)
@@ -89,16 +107,21 @@ class HandoffTarget:
         await self.handoff.request_human(conversation_id)
 
     async def take_over(self, conversation_id: str, agent: Agent) -> None:
-        await self.handoff.take_over(conversation_id, agent)
+        await self._agent(self.handoff.take_over_result(conversation_id, agent, caller_records=self.writes))
 
     async def reply(self, conversation_id: str, agent: Agent, text: str) -> None:
-        await self.handoff.reply(conversation_id, agent, text)
+        await self._agent(self.handoff.reply_result(conversation_id, agent, text, caller_records=self.writes))
 
     async def hand_back(self, conversation_id: str, agent: Agent) -> None:
-        await self.handoff.hand_back(conversation_id, agent)
+        await self._agent(self.handoff.hand_back_result(conversation_id, agent, caller_records=self.writes))
 
     async def close(self, conversation_id: str, agent: Agent) -> None:
-        await self.handoff.close(conversation_id, agent, reference.OUTCOME)
+        outcome = reference.OUTCOME
+        await self._agent(self.handoff.close_result(conversation_id, agent, outcome, caller_records=self.writes))
+
+    @property
+    def writes(self) -> bool:
+        return self.store is not None
 
     async def result(self, conversation_id: str) -> None:
         summary = await self.handoff.result(conversation_id)

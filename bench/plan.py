@@ -19,6 +19,9 @@ class Plan:
     growth_lengths: tuple[int, ...]
     growth_window: int
     growth_continue_as_new_after_events: int | None
+    # Readers (issue 8): open conversations followed by pollers, and how long they poll.
+    readers: tuple[int, ...] = ()
+    readers_seconds: float = 0.0
 
     @property
     def top_concurrency(self) -> int:
@@ -35,6 +38,8 @@ FULL = Plan(
     growth_lengths=(10, 100, 1_000, 5_000),
     growth_window=8,
     growth_continue_as_new_after_events=None,
+    readers=(100, 1_000),
+    readers_seconds=30.0,
 )
 
 QUICK = Plan(
@@ -46,4 +51,6 @@ QUICK = Plan(
     growth_window=8,
     # Continue-as-new after 100 events, so the quick run crosses runs too.
     growth_continue_as_new_after_events=100,
+    readers=(10,),
+    readers_seconds=4.0,
 )

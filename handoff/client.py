@@ -30,6 +30,7 @@ from handoff.models import (
     Agent,
     AgentReply,
     Close,
+    CommandResult,
     ConversationInput,
     ConversationSummary,
     CustomerMessage,
@@ -131,12 +132,16 @@ class HandoffClient:
         message_id: str | None = None,
         continue_as_new_after_events: int | None = None,
         previous_conversation_id: str | None = None,
+        read_side: bool = True,
     ) -> None:
         """Deliver a customer message, starting the conversation if it is new.
 
         Signal-with-start: a duplicate first message never creates two conversations, and
         with a `message_id` it is not even kept twice. A closed conversation's id is never
         reused.
+
+        `read_side`: the conversation writes every fact to the database promptly, so reads can
+        be served from there (issue 8); False gives the recording rhythm of earlier versions.
         """
         _check(lambda: check_text(text, "the message"))
         _check(lambda: check_text(customer_id, "the customer id", MAX_CUSTOMER_ID_CHARS))
@@ -149,6 +154,7 @@ class HandoffClient:
                     continue_as_new_after_events=continue_as_new_after_events,
                     timers=self.timers,
                     previous_conversation_id=previous_conversation_id,
+                    read_side=read_side,
                 ),
                 id=workflow_id(conversation_id),
                 task_queue=self.task_queue,
@@ -172,21 +178,49 @@ class HandoffClient:
     # --- Agent side: updates, answered once the workflow has applied (or refused) them.
 
     async def take_over(self, conversation_id: str, agent: Agent) -> ConversationSummary:
-        return await self._update(conversation_id, ConversationWorkflow.take_over, TakeOver(agent=agent))
+        return (await self.take_over_result(conversation_id, agent)).summary()
 
     async def reply(self, conversation_id: str, agent: Agent, text: str) -> ConversationSummary:
-        return await self._update(conversation_id, ConversationWorkflow.reply, AgentReply(agent=agent, text=text))
+        return (await self.reply_result(conversation_id, agent, text)).summary()
 
     async def hand_back(self, conversation_id: str, agent: Agent) -> ConversationSummary:
-        return await self._update(conversation_id, ConversationWorkflow.hand_back, HandBack(agent=agent))
+        return (await self.hand_back_result(conversation_id, agent)).summary()
 
     async def close(self, conversation_id: str, agent: Agent, outcome: Outcome | str) -> ConversationSummary:
+        return (await self.close_result(conversation_id, agent, outcome)).summary()
+
+    # The same commands, answering with the facts they produced too. `caller_records=True`
+    # promises the caller writes them to the database at once (the API does: the database is
+    # its read side), so the workflow records them later, as the backstop, not at once.
+
+    async def take_over_result(
+        self, conversation_id: str, agent: Agent, *, caller_records: bool = False
+    ) -> CommandResult:
+        command = TakeOver(agent=agent, caller_records=caller_records)
+        return await self._update(conversation_id, ConversationWorkflow.take_over, command)
+
+    async def reply_result(
+        self, conversation_id: str, agent: Agent, text: str, *, caller_records: bool = False
+    ) -> CommandResult:
+        command = AgentReply(agent=agent, text=text, caller_records=caller_records)
+        return await self._update(conversation_id, ConversationWorkflow.reply, command)
+
+    async def hand_back_result(
+        self, conversation_id: str, agent: Agent, *, caller_records: bool = False
+    ) -> CommandResult:
+        command = HandBack(agent=agent, caller_records=caller_records)
+        return await self._update(conversation_id, ConversationWorkflow.hand_back, command)
+
+    async def close_result(
+        self, conversation_id: str, agent: Agent, outcome: Outcome | str, *, caller_records: bool = False
+    ) -> CommandResult:
         try:
             outcome = Outcome(outcome)
         except ValueError:
             allowed = ", ".join(o.value for o in Outcome)
             raise InvalidCommand(f"unknown outcome {outcome!r}; use one of: {allowed}") from None
-        return await self._update(conversation_id, ConversationWorkflow.close, Close(agent=agent, outcome=outcome))
+        command = Close(agent=agent, outcome=outcome, caller_records=caller_records)
+        return await self._update(conversation_id, ConversationWorkflow.close, command)
 
     async def transfer(
         self, conversation_id: str, agent: Agent, to: Agent, note: str | None = None
@@ -237,10 +271,10 @@ class HandoffClient:
     async def _signal(self, conversation_id: str, name: str, arg: Any) -> None:
         await self._call(conversation_id, self.handle(conversation_id).signal(name, arg))
 
-    async def _update(self, conversation_id: str, update: Any, arg: Any) -> ConversationSummary:
+    async def _update(self, conversation_id: str, update: Any, arg: Any) -> CommandResult:
         try:
             result = await self._call(conversation_id, self.handle(conversation_id).execute_update(update, arg))
-            return ConversationSummary.model_validate(result)
+            return CommandResult.model_validate(result)
         except WorkflowUpdateFailedError as failed:
             raise _from_update_failure(failed) from None
 

@@ -228,10 +228,15 @@ class Conversation:
 
     def entry(self, seq: int) -> TranscriptEntry:
         # Entries are numbered 1.. in order; the first `transcript_offset` are no longer held.
+        if self.state.reserved_seq:
+            # A seq is reserved for the bot answer in flight: the list has a gap until it lands.
+            return next(e for e in reversed(self.state.transcript) if e.seq == seq)
         return self.state.transcript[seq - self.state.transcript_offset - 1]
 
     def entries_after(self, seq: int) -> list[TranscriptEntry]:
         """Held entries numbered above `seq` (older ones may only be in the database)."""
+        if self.state.reserved_seq:
+            return [e for e in self.state.transcript if e.seq > seq]
         return self.state.transcript[max(seq - self.state.transcript_offset, 0) :]
 
     def compact_transcript(self, keep: int) -> None:
@@ -328,6 +333,8 @@ class Conversation:
             case RequestHuman():
                 if s.status is Status.BOT:
                     self._to_waiting(now)
+            case BotAnswered(answer_seq=int()) if s.read_side:
+                self._reserved_bot_answer(command, now)
             case BotAnswered(reply_to=reply_to, text=text, wants_human=wants_human):
                 # The bot only speaks while it holds the conversation and the question is
                 # still open: an answer that arrives after a take-over is dropped.
@@ -500,6 +507,43 @@ class Conversation:
         timer = min(pending, key=lambda t: (pending[t], t.value))
         return TimerFired(timer=timer, deadline=pending[timer])
 
+    def reserve_bot_answer(self, reply_to: int) -> Fact:
+        """Read-side conversations: the seq and fact number the bot's answer to `reply_to` will
+        have, fixed before it is asked, so the bot activity can write the answer to the
+        database itself, exactly as the workflow will hold it. Entries arriving meanwhile come
+        after it; the answer's text and time are filled in by `BotAnswered`."""
+        s = self.state
+        seq = self._next_seq()
+        s.reserved_seq = seq
+        s.last_fact += 1
+        s.reserved_fact = s.last_fact
+        entry = TranscriptEntry(seq=seq, at=s.updated_at, kind=EntryKind.BOT, author=BOT_AUTHOR, text="")
+        return Fact(
+            conversation_id=s.conversation_id, number=s.last_fact, kind=FactKind.MESSAGE, at=s.updated_at, entry=entry
+        )
+
+    def _reserved_bot_answer(self, answer: BotAnswered, now: datetime) -> None:
+        """An answer under its reserved seq. It is kept even when it is no longer wanted (the
+        customer asked for a person, or an agent took over, while the bot was answering): the
+        bot activity may have shown it already, and the transcript must be the one shown. Only
+        an answer still wanted moves the conversation (to Waiting, if the bot asks for a person)."""
+        s = self.state
+        assert answer.answer_seq is not None and answer.answer_fact is not None
+        at = answer.answered_at or now
+        entry = TranscriptEntry(seq=answer.answer_seq, at=at, kind=EntryKind.BOT, author=BOT_AUTHOR, text=answer.text)
+        position = next((i for i, e in enumerate(s.transcript) if e.seq > entry.seq), len(s.transcript))
+        s.transcript.insert(position, entry)
+        s.reserved_seq = s.reserved_fact = 0
+        s.outbox.append(
+            Fact(
+                conversation_id=s.conversation_id, number=answer.answer_fact, kind=FactKind.MESSAGE, at=at, entry=entry
+            )
+        )
+        if s.status is Status.BOT and answer.reply_to in s.bot_queue:
+            s.bot_queue.remove(answer.reply_to)
+            if answer.wants_human:
+                self._to_waiting(now)
+
     def _to_waiting(self, now: datetime) -> None:
         s = self.state
         s.status = Status.WAITING
@@ -521,7 +565,8 @@ class Conversation:
         return entry
 
     def _next_seq(self) -> int:
-        return self.state.transcript_offset + len(self.state.transcript) + 1
+        # One past the reserved seq of a bot answer in flight, if there is one.
+        return self.state.transcript_offset + len(self.state.transcript) + (2 if self.state.reserved_seq else 1)
 
     def _note(self, text: str, now: datetime, agent: Agent | None, cause: str | None = None) -> None:
         entry = TranscriptEntry(seq=self._next_seq(), at=now, kind=EntryKind.SYSTEM, author=SYSTEM_AUTHOR, text=text)
@@ -573,6 +618,14 @@ class Conversation:
     def mark_recorded(self, facts: list[Fact]) -> None:
         recorded = {f.number for f in facts}
         self.state.outbox = [f for f in self.state.outbox if f.number not in recorded]
+        if self.state.caller_writes:
+            self.state.caller_writes = [n for n in self.state.caller_writes if n not in recorded]
+
+    def caller_writes(self, facts: list[Fact]) -> None:
+        """The caller of an update writes these facts itself (read-side conversations only):
+        they need no prompt recording; the recorder still writes them later, as the backstop."""
+        if self.state.read_side and facts:
+            self.state.caller_writes = [*self.state.caller_writes, *(f.number for f in facts)]
 
     def recording_due(self) -> bool:
         """Whether the outbox must be written now rather than ride along with the next bot answer.
@@ -584,11 +637,27 @@ class Conversation:
         outbox = self.state.outbox
         if not outbox:
             return False
+        if self.state.read_side:
+            return self._read_side_recording_due()
         return (
             self.state.status is Status.CLOSED
             or len(outbox) >= UNRECORDED_FACTS_KEPT
             or any(f.kind in RECORDED_PROMPTLY for f in outbox)
         )
+
+    def _read_side_recording_due(self) -> bool:
+        """The rule when the database is the read side (issue 8): every fact reaches it within
+        about a second. A fact the caller of an update wrote itself waits for the next write;
+        facts a bot answer is about to carry wait for it (it writes them as it starts); any
+        other fact (a customer message to a person, a request for a person, a bot answer) is
+        written at once."""
+        s = self.state
+        if s.status is Status.CLOSED or len(s.outbox) >= UNRECORDED_FACTS_KEPT:
+            return True
+        if s.status is Status.BOT and s.bot_queue:
+            return False
+        written_by_caller = set(s.caller_writes)
+        return any(f.number not in written_by_caller for f in s.outbox)
 
     @property
     def finished(self) -> bool:

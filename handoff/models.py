@@ -97,6 +97,9 @@ class AgentCommand(Model):
     # The caller's idempotency key (the Temporal update id on the update path): a command
     # retried after continue-as-new or a lost response is applied once.
     request_id: str | None = None
+    # The caller writes the facts it gets back in the update's `CommandResult` to the database
+    # itself (the API does), so the workflow need not record them at once (issue 8).
+    caller_records: bool = False
 
 
 class TakeOver(AgentCommand):
@@ -161,6 +164,11 @@ class BotAnswered(Model):
     reply_to: int
     text: str
     wants_human: bool = False
+    # Read-side conversations (issue 8): the answer's entry seq and fact number, reserved when
+    # the question was put to the bot, which wrote the answer under them; and when it answered.
+    answer_seq: int | None = None
+    answer_fact: int | None = None
+    answered_at: datetime | None = None
 
 
 Command = Annotated[
@@ -276,6 +284,16 @@ class ConversationState(ConversationSummary):
     replied_since_assigned: bool = False
     # The conversation this one reopens (a customer wrote to it after it closed).
     previous_conversation_id: str | None = None
+    # Issue 8: the database is the read side, so every fact is written promptly (by the API for
+    # an update's facts, by the recorder for the rest). Set for new conversations only: a
+    # conversation started before keeps its recording rhythm, so its history replays.
+    read_side: bool = False
+    # The entry seq and fact number reserved for the bot answer in flight (0: none).
+    reserved_seq: int = 0
+    reserved_fact: int = 0
+    # Numbers of outbox facts the caller of an update writes itself (it got them back in the
+    # update's `CommandResult`): the recorder writes them later, as the backstop, not at once.
+    caller_writes: list[int] = Field(default_factory=list)
 
     def summary(self) -> ConversationSummary:
         return ConversationSummary.model_validate(self.model_dump(include=set(ConversationSummary.model_fields)))
@@ -294,6 +312,18 @@ class ConversationInput(Model):
     # closed conversation this one reopens.
     timers: TimerSettings | None = None
     previous_conversation_id: str | None = None
+    # New conversations record every fact promptly: the API reads the database only (issue 8).
+    read_side: bool = False
+
+
+class CommandResult(ConversationSummary):
+    """What an agent update answers: the summary, plus the facts the command produced, which
+    the caller writes to the database at once (the recorder writes them again later: a no-op)."""
+
+    facts: list[Fact] = Field(default_factory=list)
+
+    def summary(self) -> ConversationSummary:
+        return ConversationSummary.model_validate(self.model_dump(include=set(ConversationSummary.model_fields)))
 
 
 class RecordBatch(Model):
@@ -307,6 +337,9 @@ class BotQuestion(Model):
     text: str
     # Facts the bot activity writes on the way, saving a RecordFacts call; see the workflow.
     record: RecordBatch | None = None
+    # Read-side conversations: the answer's fact, text still empty, for the activity to write
+    # with its answer as soon as it has it (the customer sees it without waiting for a recorder).
+    answer: Fact | None = None
 
 
 class BotReply(Model):
@@ -315,3 +348,6 @@ class BotReply(Model):
     # Whether the question's `record` was written (the database may be down: then the
     # workflow's recorder writes those facts, retrying, and the bot still answers).
     recorded: bool = False
+    # Whether the question's `answer` was written with this text, and when.
+    answer_recorded: bool = False
+    answered_at: datetime | None = None

@@ -303,20 +303,31 @@ class Store:
 
         Returns how many facts were new (0 when the batch was already recorded).
         """
+        return self._write(batch.facts, batch.summary)
+
+    def record_entries(self, entries: list[Fact]) -> int:
+        """Write facts without touching the conversation's row (a bot answer, written by the
+        activity that produced it); insert-if-absent by key like every write."""
+        return self._write(entries, None)
+
+    def _write(self, new_facts: list[Fact], summary: ConversationSummary | None) -> int:
+        """The one write path: facts inserted by key (a copy already there is a no-op), then the
+        conversation's row, which only moves forward. Returns how many facts were new."""
         with self.engine.begin() as conn:
             inserted = 0
-            if batch.facts:
+            if new_facts:
                 stmt = self._insert(facts).on_conflict_do_nothing(index_elements=["key"])
-                result = conn.execute(stmt.returning(facts.c.key), [_fact_row(f) for f in batch.facts])
+                result = conn.execute(stmt.returning(facts.c.key), [_fact_row(f) for f in new_facts])
                 inserted = len(result.all())
-            row = _summary_row(batch.summary)
-            stmt = self._insert(conversations).values(row)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["id"],
-                set_={k: stmt.excluded[k] for k in row if k != "id"},
-                where=conversations.c.last_fact < stmt.excluded.last_fact,
-            )
-            conn.execute(stmt)
+            if summary is not None:
+                row = _summary_row(summary)
+                stmt = self._insert(conversations).values(row)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["id"],
+                    set_={k: stmt.excluded[k] for k in row if k != "id"},
+                    where=conversations.c.last_fact < stmt.excluded.last_fact,
+                )
+                conn.execute(stmt)
             return inserted
 
     def add_rating(self, rating: Rating) -> bool:
@@ -383,6 +394,20 @@ class Store:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(conversations).where(conversations.c.id == conversation_id)).first()
             return summary_from_row(row) if row else None
+
+    def conversation(self, conversation_id: str) -> tuple[ConversationSummary, list[TranscriptEntry]] | None:
+        """A conversation's row and its recorded transcript, read together (the row first, so the
+        summary never runs ahead of the entries it comes with); None if it has no row yet."""
+        with self.engine.connect() as conn, conn.begin():
+            row = conn.execute(sa.select(conversations).where(conversations.c.id == conversation_id)).first()
+            if row is None:
+                return None
+            rows = conn.execute(
+                sa.select(facts)
+                .where(facts.c.conversation_id == conversation_id, facts.c.entry_seq.is_not(None))
+                .order_by(facts.c.entry_seq)
+            )
+            return summary_from_row(row), [entry for r in rows if (entry := fact_from_row(r).entry) is not None]
 
     def facts(self, conversation_id: str) -> list[Fact]:
         with self.engine.connect() as conn:

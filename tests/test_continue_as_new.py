@@ -63,7 +63,11 @@ async def test_a_conversation_of_thousands_of_messages_keeps_its_transcript_and_
 
     # The database holds every message exactly once.
     facts = store.facts(conversation_id)
-    assert sum(1 for f in facts if f.kind is FactKind.MESSAGE) == MESSAGES + 1
+    # (The bot's answer to "hello" is among them when it landed, before or after the take-over:
+    # a read-side conversation keeps an answer that may have been shown.)
+    messages = [e for e in transcript if e.kind in (EntryKind.CUSTOMER, EntryKind.AGENT, EntryKind.BOT)]
+    assert len(messages) - sum(1 for e in messages if e.kind is EntryKind.BOT) == MESSAGES + 1
+    assert sum(1 for f in facts if f.kind is FactKind.MESSAGE) == len(messages)
     assert len({f.key for f in facts}) == len(facts) == final.last_fact
     assert store.transcript(conversation_id) == transcript
 

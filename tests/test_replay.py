@@ -27,6 +27,8 @@ HISTORIES = sorted((Path(__file__).parent / "fixtures" / "histories").glob("*.js
 def test_there_are_histories_of_every_kind() -> None:
     names = {p.stem.split("-run")[0] for p in HISTORIES}
     assert {"reference_conversation", "closed_straight_from_the_bot", "continued_as_new"} <= names
+    # Issue 8: read-side conversations (bot answers under reserved seqs, commands written by the API).
+    assert {"read_side__reference_conversation", "read_side__continued_as_new"} <= names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)

@@ -41,9 +41,11 @@ with workflow.unsafe.imports_passed_through():
         BotReply,
         Close,
         Command,
+        CommandResult,
         ConversationInput,
         ConversationSummary,
         CustomerMessage,
+        Fact,
         HandBack,
         RecordBatch,
         Release,
@@ -100,6 +102,8 @@ class ConversationWorkflow:
             timers=input.timers,
             previous_conversation_id=input.previous_conversation_id,
         )
+        if input.state is None and input.read_side:
+            state.read_side = True  # carried across continue-as-new with the rest of the state
         self._conversation = Conversation(state)
         self._continue_as_new_after_events = input.continue_as_new_after_events
         self._draining = False  # set before continue-as-new: start no new activity
@@ -111,7 +115,13 @@ class ConversationWorkflow:
     async def run(self, input: ConversationInput) -> ConversationSummary:
         self._upsert_search_attributes()
         loops = [asyncio.create_task(self._bot_loop()), asyncio.create_task(self._record_loop())]
-        await self._run_timers_until(lambda: self._conversation.finished or self._continue_as_new_due())
+        await self._run_timers_until(
+            # A read-side conversation lets a bot answer in flight land first: it may be shown already.
+            lambda: (
+                (self._conversation.finished and not (self._bot_busy and self._conversation.state.read_side))
+                or self._continue_as_new_due()
+            )
+        )
         if not self._conversation.finished:
             # Stop starting activities, let the ones in flight land, then carry the state over.
             self._draining = True
@@ -125,6 +135,7 @@ class ConversationWorkflow:
                     customer_id=input.customer_id,
                     state=self._conversation.state,
                     continue_as_new_after_events=self._continue_as_new_after_events,
+                    read_side=self._conversation.state.read_side,
                 )
             )
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -174,56 +185,56 @@ class ConversationWorkflow:
     # --- Agent side: updates (the caller gets an answer) ...
 
     @workflow.update(name="TakeOver")
-    def take_over(self, command: TakeOver) -> ConversationSummary:
-        return self._apply(command)
+    def take_over(self, command: TakeOver) -> CommandResult:
+        return self._apply_update(command)
 
     @take_over.validator
     def _validate_take_over(self, command: TakeOver) -> None:
         self._validate(command)
 
     @workflow.update(name="Reply")
-    def reply(self, command: AgentReply) -> ConversationSummary:
-        return self._apply(command)
+    def reply(self, command: AgentReply) -> CommandResult:
+        return self._apply_update(command)
 
     @reply.validator
     def _validate_reply(self, command: AgentReply) -> None:
         self._validate(command)
 
     @workflow.update(name="HandBack")
-    def hand_back(self, command: HandBack) -> ConversationSummary:
-        return self._apply(command)
+    def hand_back(self, command: HandBack) -> CommandResult:
+        return self._apply_update(command)
 
     @hand_back.validator
     def _validate_hand_back(self, command: HandBack) -> None:
         self._validate(command)
 
     @workflow.update(name="Close")
-    def close(self, command: Close) -> ConversationSummary:
-        return self._apply(command)
+    def close(self, command: Close) -> CommandResult:
+        return self._apply_update(command)
 
     @close.validator
     def _validate_close(self, command: Close) -> None:
         self._validate(command)
 
     @workflow.update(name="Transfer")
-    def transfer(self, command: Transfer) -> ConversationSummary:
-        return self._apply(command)
+    def transfer(self, command: Transfer) -> CommandResult:
+        return self._apply_update(command)
 
     @transfer.validator
     def _validate_transfer(self, command: Transfer) -> None:
         self._validate(command)
 
     @workflow.update(name="Release")
-    def release(self, command: Release) -> ConversationSummary:
-        return self._apply(command)
+    def release(self, command: Release) -> CommandResult:
+        return self._apply_update(command)
 
     @release.validator
     def _validate_release(self, command: Release) -> None:
         self._validate(command)
 
     @workflow.update(name="AddNote")
-    def add_note(self, command: AddNote) -> ConversationSummary:
-        return self._apply(command)
+    def add_note(self, command: AddNote) -> CommandResult:
+        return self._apply_update(command)
 
     @add_note.validator
     def _validate_add_note(self, command: AddNote) -> None:
@@ -282,17 +293,30 @@ class ConversationWorkflow:
             raise rejection_error(rejected) from None
 
     def _apply(self, command: Command) -> ConversationSummary:
+        return self._apply_command(command)[0]
+
+    def _apply_update(
+        self, command: TakeOver | AgentReply | HandBack | Close | Transfer | Release | AddNote
+    ) -> CommandResult:
+        """An update's answer carries the facts it produced: a caller that writes them at once
+        (the API) says so, and then the workflow records them later rather than at once."""
+        summary, facts = self._apply_command(command)
+        if command.caller_records:
+            self._conversation.caller_writes(facts)
+        return CommandResult(**summary.model_dump(), facts=facts)
+
+    def _apply_command(self, command: Command) -> tuple[ConversationSummary, list[Fact]]:
         if isinstance(command, AgentCommand):
             command = self._with_update_id(command)
         before = search_attributes.values(self._conversation.state)
         try:
-            self._conversation.apply(command, workflow.now())
+            facts = self._conversation.apply(command, workflow.now())
         except Rejected as rejected:
             # Reached only if the state changed between validator and handler.
             raise rejection_error(rejected) from None
         if search_attributes.values(self._conversation.state) != before:
             self._upsert_search_attributes()
-        return self._conversation.state.summary()
+        return self._conversation.state.summary(), facts
 
     def _apply_signal(self, command: Command) -> None:
         try:
@@ -324,13 +348,15 @@ class ConversationWorkflow:
             carried = (
                 [] if self._recorder_busy else self._conversation.take_outbox(RECORD_BATCH_FACTS, RECORD_BATCH_CHARS)
             )
+            # Read-side conversations reserve the answer's place first, so the activity writes it.
+            answer = self._conversation.reserve_bot_answer(seq) if state.read_side else None
             record = RecordBatch(summary=state.summary(), facts=carried) if carried else None
             self._bot_busy = True
             self._bot_carrying = bool(carried)
             try:
                 reply = await workflow.execute_activity_method(
                     ConversationActivities.bot_answer,
-                    BotQuestion(text=self._conversation.entry(seq).text, record=record),
+                    BotQuestion(text=self._conversation.entry(seq).text, record=record, answer=answer),
                     start_to_close_timeout=BOT_ANSWER_TIMEOUT,
                     retry_policy=BOT_ANSWER_RETRY,
                 )
@@ -344,7 +370,21 @@ class ConversationWorkflow:
                 self._bot_busy = self._bot_carrying = False
             if reply.recorded:
                 self._conversation.mark_recorded(carried)
-            self._apply(BotAnswered(reply_to=seq, text=reply.text, wants_human=reply.wants_human))
+            if answer is None:
+                self._apply(BotAnswered(reply_to=seq, text=reply.text, wants_human=reply.wants_human))
+                continue
+            answered = BotAnswered(
+                reply_to=seq,
+                text=reply.text,
+                wants_human=reply.wants_human,
+                answer_seq=answer.entry.seq if answer.entry else None,
+                answer_fact=answer.number,
+                answered_at=reply.answered_at,
+            )
+            facts = self._apply_command(answered)[1]
+            if reply.answer_recorded:
+                # The activity wrote the answer: the recorder writes it again later, as the backstop.
+                self._conversation.caller_writes([f for f in facts if f.number == answer.number])
 
     async def _record_loop(self) -> None:
         state = self._conversation.state

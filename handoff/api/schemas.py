@@ -80,6 +80,9 @@ class RatingRequest(Body):
 # --- Responses.
 
 
+AS_OF = "When the database was read: the answer holds everything recorded by then (reads never ask Temporal)."
+
+
 class CreatedConversation(Body):
     id: str
     status: Status
@@ -111,11 +114,15 @@ class CustomerMessages(Body):
     conversation_id: str
     status: Status
     messages: list[TranscriptEntry] = Field(description="Customer, bot and agent messages; never system notes.")
+    as_of: datetime = Field(description=AS_OF)
 
 
 class ConversationDetail(ConversationSummary):
     transcript: list[TranscriptEntry] = Field(description="Every entry, system notes included, in order.")
-    live: bool = Field(description="True when read from the running workflow, false when read from the database.")
+    live: bool = Field(
+        description="Always false: every read is served from the database (kept for clients of earlier versions)."
+    )
+    as_of: datetime = Field(description=AS_OF)
     previous_conversation_id: str | None = Field(
         default=None, description="The closed conversation the customer wrote to, which this one reopens."
     )
@@ -141,6 +148,7 @@ class WaitingColumn(Body):
 class MyConversations(Body):
     agent: Agent
     conversations: list[HeldConversation]
+    as_of: datetime | None = None
 
 
 class HistoryPageOut(Body):

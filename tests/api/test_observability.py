@@ -116,6 +116,12 @@ async def test_the_api_metrics_move_with_a_conversation(observed: Observed) -> N
     assert sample(before, "handoff_conversations_held", agent_id="alice") == 0
 
     conversation = await start(api, "I want to talk to a human please")
+
+    async def waiting() -> float:
+        return sample(await api_metrics(api), "handoff_conversations_waiting")
+
+    # The gauges read the database, where the move to Waiting is recorded just after the answer.
+    await eventually(waiting, lambda count: count == 1, what="the conversation in the waiting gauge")
     during = await api_metrics(api)
     created = 'handoff_http_requests_total{method="POST",route="/conversations",status="201"}'
     assert created in during, "requests are labelled by the route's template, never by an id"

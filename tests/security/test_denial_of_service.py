@@ -156,7 +156,19 @@ async def test_a_bot_that_keeps_failing_ends_with_the_fallback_and_the_conversat
             # The answer was tried BOT_ANSWER_ATTEMPTS times, then given up.
             history = await temporal_env.client.get_workflow_handle(workflow_id(conversation_id)).fetch_history()
             failed = [e for e in history.events if e.event_type is EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED]
-            started = [e for e in history.events if e.event_type is EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED]
+            # (A RecordFacts follows: the fallback answer is written to the database, the read side, at once.)
+            answers = {
+                e.event_id
+                for e in history.events
+                if e.event_type is EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+                and e.activity_task_scheduled_event_attributes.activity_type.name == "BotAnswer"
+            }
+            started = [
+                e
+                for e in history.events
+                if e.event_type is EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+                and e.activity_task_started_event_attributes.scheduled_event_id in answers
+            ]
             assert len(failed) == 1
             assert [e.activity_task_started_event_attributes.attempt for e in started] == [BOT_ANSWER_ATTEMPTS]
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 from handoff.api.deps import AGENT_ERRORS, ERRORS, CurrentAgent, ServicesDep, check_id
-from handoff.api.reads import read_conversation
+from handoff.api.reads import read_conversation, record_command
 from handoff.api.schemas import CloseRequest, ConversationDetail, NewReply
 from handoff.assist import match_reply
 from handoff.models import ConversationSummary
@@ -21,13 +21,17 @@ router = APIRouter(tags=["agent"])
 async def take_over(conversation_id: str, agent: CurrentAgent, s: ServicesDep) -> ConversationSummary:
     """Take the conversation (from the bot or the Waiting column); 409 if another agent holds it."""
     check_id(conversation_id)
-    return await s.temporal(s.handoff.take_over(conversation_id, agent), command=True)
+    result = await s.temporal(s.handoff.take_over_result(conversation_id, agent, caller_records=True), command=True)
+    return await record_command(s, result)
 
 
 @router.post("/conversations/{conversation_id}/replies", responses=AGENT_ERRORS)
 async def reply(conversation_id: str, body: NewReply, agent: CurrentAgent, s: ServicesDep) -> ConversationSummary:
     check_id(conversation_id)
-    summary = await s.temporal(s.handoff.reply(conversation_id, agent, body.text), command=True)
+    result = await s.temporal(
+        s.handoff.reply_result(conversation_id, agent, body.text, caller_records=True), command=True
+    )
+    summary = await record_command(s, result)
     # A reply close to a suggestion shown to this agent counts as that suggestion used.
     await run_in_threadpool(match_reply, s.db, conversation_id, agent.id, body.text, datetime.now(UTC))
     return summary
@@ -37,25 +41,32 @@ async def reply(conversation_id: str, body: NewReply, agent: CurrentAgent, s: Se
 async def hand_back(conversation_id: str, agent: CurrentAgent, s: ServicesDep) -> ConversationSummary:
     """Give the conversation back to the bot."""
     check_id(conversation_id)
-    return await s.temporal(s.handoff.hand_back(conversation_id, agent), command=True)
+    result = await s.temporal(s.handoff.hand_back_result(conversation_id, agent, caller_records=True), command=True)
+    return await record_command(s, result)
 
 
 @router.post("/conversations/{conversation_id}/close", responses=AGENT_ERRORS)
 async def close(conversation_id: str, body: CloseRequest, agent: CurrentAgent, s: ServicesDep) -> ConversationSummary:
     check_id(conversation_id)
-    return await s.temporal(s.handoff.close(conversation_id, agent, body.outcome), command=True)
+    result = await s.temporal(
+        s.handoff.close_result(conversation_id, agent, body.outcome, caller_records=True), command=True
+    )
+    return await record_command(s, result)
 
 
 @router.get("/conversations/{conversation_id}", responses=ERRORS)
 async def get_conversation(conversation_id: str, _agent: CurrentAgent, s: ServicesDep) -> ConversationDetail:
-    """State, assigned agent, outcome, timestamps and the full transcript with system notes."""
-    summary, transcript, live = await read_conversation(s, conversation_id)
+    """State, assigned agent, outcome, timestamps and the full transcript with system notes
+    (and, for a reopened conversation, the one it continues), from the database only (no
+    Temporal call); `as_of` says when it was read."""
+    summary, transcript, as_of = await read_conversation(s, conversation_id)
     previous = await run_in_threadpool(s.db.previous_conversation, conversation_id)
     earlier = await run_in_threadpool(s.db.transcript, previous) if previous is not None else []
     return ConversationDetail(
         **summary.model_dump(),
         transcript=transcript,
-        live=live,
+        live=False,
+        as_of=as_of,
         previous_conversation_id=previous,
         previous_transcript=earlier,
     )

@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from handoff.api.deps import ERRORS, CustomerConversation, IdempotencyKey, Services, ServicesDep
-from handoff.api.reads import customer_view, read_conversation, refuse_if_closed, wait_for_bot
+from handoff.api.reads import customer_view, read_conversation, record_started, refuse_if_closed, wait_for_bot
 from handoff.api.schemas import (
     Accepted,
     CreatedConversation,
@@ -77,6 +77,7 @@ async def start_conversation(
             customer_token=s.tokens.token(conversation_id),
             messages=first_exchange(transcript),
         )
+    await record_started(s, conversation_id, body.customer_id)
     conversation_status, transcript = await wait_for_bot(s, conversation_id)
     return CreatedConversation(
         id=conversation_id,
@@ -135,6 +136,7 @@ async def reopen(previous_id: str, body: NewMessage, s: Services, idempotency_ke
             previous_conversation_id=previous_id,
         )
     )
+    await record_started(s, conversation_id, previous.customer_id)
     conversation_status, transcript = await wait_for_bot(s, conversation_id)
     return ReopenedConversation(
         id=conversation_id,
@@ -159,10 +161,14 @@ async def customer_messages(
     s: ServicesDep,
     after: Annotated[int, Query(ge=0, description="Only entries with a higher seq (for polling).")] = 0,
 ) -> CustomerMessages:
-    """What the customer sees: customer, bot and agent messages, never system notes."""
-    summary, transcript, _ = await read_conversation(s, conversation_id)
+    """What the customer sees: customer, bot and agent messages, never system notes.
+
+    Read from the database only (no Temporal call): it answers while Temporal is down, and
+    `as_of` says when it was read."""
+    summary, transcript, as_of = await read_conversation(s, conversation_id)
     return CustomerMessages(
         conversation_id=conversation_id,
         status=summary.status,
+        as_of=as_of,
         messages=[e for e in customer_view(transcript) if e.seq > after],
     )

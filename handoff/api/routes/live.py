@@ -36,9 +36,11 @@ async def live_waiting(_agent: CurrentAgent, s: ServicesDep) -> WaitingColumn:
 @router.get("/live/mine")
 async def live_mine(agent: CurrentAgent, s: ServicesDep) -> MyConversations:
     """The caller's My conversations: the ones they hold now; `overdue` if not replied to in time."""
+    as_of = datetime.now(UTC)
     rows = await run_in_threadpool(s.db.assigned_to, agent.id)
     overdue = await run_in_threadpool(s.db.overdue, rows, FactKind.FIRST_REPLY_SLA_BREACHED)
     return MyConversations(
         agent=agent,
         conversations=[HeldConversation(**c.model_dump(), overdue=c.conversation_id in overdue) for c in rows],
+        as_of=as_of,
     )
