@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     codec_token: SecretStr | None = None
     # Browser origins (the Temporal UI) allowed to call the codec endpoint; comma-separated in the env.
     codec_cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:8080", "http://localhost:8233"]
+    # Push (docs/push.md): an SSE comment this often keeps idle streams open through proxies;
+    # on SQLite each API process reads new events this often (PostgreSQL wakes it by NOTIFY).
+    push_heartbeat_seconds: float = 15.0
+    push_poll_seconds: float = 0.1
+    # Webhooks: a TOML file of [[webhooks]] tables (name, url, secret, events); unset = none.
+    webhooks_file: Path | None = None
 
     @field_validator("codec_cors_origins", mode="before")
     @classmethod

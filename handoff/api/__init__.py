@@ -19,13 +19,14 @@ from handoff.agents import AgentDirectory
 from handoff.api.deps import Services
 from handoff.api.docs import ASSETS_URL, install_docs
 from handoff.api.errors import BodyLimit, NoStore, install_error_handlers
-from handoff.api.routes import agents, customer, history, live
+from handoff.api.routes import agents, customer, events, history, live
 from handoff.client import HandoffClient
 from handoff.codec_server import codec_router
 from handoff.config import Settings
 from handoff.connection import connect_temporal
 from handoff.customer_tokens import CustomerTokens, load_secret
 from handoff.store import Store
+from handoff.webhooks import start_webhooks
 
 __all__ = ["Services", "create_app"]
 
@@ -55,9 +56,15 @@ def create_app(
         if s.client.store is None:
             # Long conversations hold only recent entries; older ones are read from here.
             s.client.store = s.store
+        deliverer = await start_webhooks(settings, s.store, _app)
         try:
             yield
         finally:
+            if deliverer is not None:
+                await deliverer.stop()
+            hub = getattr(_app.state, "push_hub", None)
+            if hub is not None:
+                await hub.stop()
             if own_store:
                 s.store.close()
 
@@ -75,7 +82,7 @@ def create_app(
     install_error_handlers(app)
     install_docs(app)
     # Customer routes first: POST /conversations starts one, GET /conversations is the history.
-    for router in (customer.router, agents.router, history.router, live.router):
+    for router in (customer.router, agents.router, history.router, live.router, events.router):
         app.include_router(router)
     app.include_router(codec_router(settings))  # operators' decryption, see handoff/codec_server.py
     return app
