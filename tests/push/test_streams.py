@@ -129,3 +129,13 @@ async def test_streams_refuse_wrong_tokens(push_api: PushApi) -> None:
     assert answer.status_code == 401
     assert (await api.get("/live/events", headers=bearer("not-an-agent-token-at-all"))).status_code == 401
     assert (await api.get("/live/events")).status_code == 401
+
+
+async def test_the_openapi_description_names_the_streams_and_their_resume_header(push_api: PushApi) -> None:
+    spec = await ok(push_api.api.get("/openapi.json"))
+    for path, scheme in (("/conversations/{conversation_id}/events", "CustomerToken"), ("/live/events", "AgentToken")):
+        operation = spec["paths"][path]["get"]
+        assert "text/event-stream" in operation["responses"]["200"]["content"]
+        assert "Last-Event-ID" in [p["name"] for p in operation["parameters"]]
+        assert operation["security"] == [{scheme: []}]
+        assert "Server-Sent Events" in operation["description"]

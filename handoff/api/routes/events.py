@@ -23,6 +23,7 @@ from handoff.store import StoredEvent
 router = APIRouter(responses=ERRORS)
 
 BACKLOG_PAGE = 500
+MAX_EVENT_ID = 2**63 - 1  # the events table's id column (a larger one is a 422, not a database error)
 MAX_FOLLOWED = 50
 RECONNECT_MILLISECONDS = 1000
 
@@ -31,6 +32,7 @@ LastEventId = Annotated[
     Header(
         alias="Last-Event-ID",
         ge=0,
+        le=MAX_EVENT_ID,
         description="The `id` of the last event received: the stream resumes right after it, none missed or repeated.",
     ),
 ]
