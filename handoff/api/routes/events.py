@@ -8,9 +8,11 @@ is in docs/push.md.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
@@ -21,6 +23,7 @@ from handoff.push import Audience, EventHub, EventKind, Overflowed, customer_pay
 from handoff.store import StoredEvent
 
 router = APIRouter(responses=ERRORS)
+log = logging.getLogger("handoff.push")
 
 BACKLOG_PAGE = 500
 MAX_EVENT_ID = 2**63 - 1  # the events table's id column (a larger one is a 422, not a database error)
@@ -67,10 +70,21 @@ async def _stream(
         last = start if start is not None else hub.position
         if snapshot is not None:
             # Reflects at least every event up to `last`: later ones follow from the queue.
-            yield sse.event(await run_in_threadpool(snapshot), event_id=last, name="snapshot")
+            try:
+                state = await run_in_threadpool(snapshot)
+            except sa.exc.SQLAlchemyError:
+                log.warning("push: cannot read the live columns; the stream ends", exc_info=True)
+                return
+            yield sse.event(state, event_id=last, name="snapshot")
         if backlog is not None:
             while True:
-                page, scanned_to = await run_in_threadpool(backlog, last)
+                try:
+                    page, scanned_to = await run_in_threadpool(backlog, last)
+                except sa.exc.SQLAlchemyError:
+                    # The database is unavailable: end the stream; the client reconnects with
+                    # Last-Event-ID (its `retry` is a second) and resumes where it stopped.
+                    log.warning("push: cannot read a stream's backlog; the stream ends", exc_info=True)
+                    return
                 for event in page:
                     yield sse.event(render(event), event_id=event.id, name=event.kind)
                     last = event.id
