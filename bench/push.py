@@ -168,8 +168,9 @@ async def follow(
 ) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     async with client.stream("GET", f"/conversations/{conversation_id}/events", headers=headers) as response:
-        ready.set()
         async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                ready.set()  # the backlog came: the stream is live
             if line.startswith("data: ") and '"agent"' in line:
                 text = json.loads(line[6:])["entry"]["text"]
                 arrived.setdefault(text, time.perf_counter())
@@ -204,7 +205,7 @@ async def level(name: str, url: str, streams: int, plan: PushPlan) -> LevelResul
                 for cid, ready in zip(ids, readies, strict=True)
             ]
             await asyncio.gather(*(r.wait() for r in readies))
-            await asyncio.sleep(1.0)  # the backlog each stream replays first
+            await asyncio.sleep(1.0)  # let the API process settle
             cpu_before = api.cpu_times()
             order = [(cid, i) for i in range(per_conversation) for cid in ids][: plan.replies]
             started = time.perf_counter()

@@ -143,6 +143,9 @@ class EventHub:
         self.subscribers: set[Subscription] = set()
         self.position = 0
         self._wake = asyncio.Event()
+        # Streams read their backlog (or snapshot) through these few slots: a thousand streams
+        # opening at once queue here instead of overflowing the connection pool.
+        self.read_slots = asyncio.Semaphore(4)
         # Set whenever new events were read: wakes the webhook deliverer (handoff/webhooks.py).
         self.wakers: set[asyncio.Event] = set()
         self._listening = False

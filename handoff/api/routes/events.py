@@ -71,7 +71,8 @@ async def _stream(
         if snapshot is not None:
             # Reflects at least every event up to `last`: later ones follow from the queue.
             try:
-                state = await run_in_threadpool(snapshot)
+                async with hub.read_slots:
+                    state = await run_in_threadpool(snapshot)
             except sa.exc.SQLAlchemyError:
                 log.warning("push: cannot read the live columns; the stream ends", exc_info=True)
                 return
@@ -79,7 +80,8 @@ async def _stream(
         if backlog is not None:
             while True:
                 try:
-                    page, scanned_to = await run_in_threadpool(backlog, last)
+                    async with hub.read_slots:
+                        page, scanned_to = await run_in_threadpool(backlog, last)
                 except sa.exc.SQLAlchemyError:
                     # The database is unavailable: end the stream; the client reconnects with
                     # Last-Event-ID (its `retry` is a second) and resumes where it stopped.
