@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     codec_token: SecretStr | None = None
     # Browser origins (the Temporal UI) allowed to call the codec endpoint; comma-separated in the env.
     codec_cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:8080", "http://localhost:8233"]
+    # Push (docs/push.md): an SSE comment this often keeps idle streams open through proxies;
+    # on SQLite each API process reads new events this often (PostgreSQL wakes it by NOTIFY).
+    push_heartbeat_seconds: float = 15.0
+    push_poll_seconds: float = 0.1
+    # Webhooks: a TOML file of [[webhooks]] tables (name, url, secret, events); unset = none.
+    webhooks_file: Path | None = None
     # Prometheus: `/metrics` on the API needs "Authorization: Bearer <metrics_token>"; unset, it
     # answers loopback clients only. The worker serves its own `/metrics` on this address
     # (host:port) when set; unset, none (see handoff/telemetry.py).

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 FIRST_RELEASE = "0001"
-PG_LOCK_KEY = 0x48616E646F6666  # "Handoff": one advisory lock for migrations, per database
+PG_LOCK_KEY = 0x48616E646F4D47  # "HandoMG": one advisory lock for migrations, per database (not the events lock)
 
 log = logging.getLogger("handoff.schema")
 

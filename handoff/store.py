@@ -15,7 +15,7 @@ import base64
 import binascii
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -157,6 +157,46 @@ suggestion_feedback = sa.Table(
     sa.Column("implicit", sa.Boolean, nullable=False),  # a reply close to it, without a click
     sa.Column("at", UTCDateTime, nullable=False, index=True),
 )
+
+# --- Push (handoff/push.py, handoff/webhooks.py): the changes the live streams and webhooks carry.
+
+events = sa.Table(
+    "events",
+    metadata,
+    # One sequence over every conversation: the SSE `id` and the webhook event id. Ids are handed
+    # out in commit order (see `Store._publish`), so "everything after N" never skips a late commit.
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("conversation_id", sa.String(100), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),  # see handoff.push.EventKind
+    sa.Column("audience", sa.String(20), nullable=False),  # "customer" (and agents) or "agents" only
+    sa.Column("payload", sa.Text, nullable=False),  # JSON
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_events_conversation", "conversation_id", "id"),
+    sqlite_autoincrement=True,  # never reuse an id, even of a deleted last row
+)
+
+webhook_progress = sa.Table(
+    "webhook_progress",
+    metadata,
+    # Per subscription (its name in the webhooks file): the last event id it acknowledged.
+    sa.Column("subscription", sa.String(200), primary_key=True),
+    sa.Column("last_event_id", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    # Work only one process may do at a time (webhook delivery): whoever holds an unexpired lease.
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("holder", sa.String(100), nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+
+PUSH_CHANNEL = "handoff_events"
+"""The PostgreSQL NOTIFY channel a committed event wakes the API processes' listeners on."""
+
+_EVENTS_LOCK = 0x48616E646F6666  # "Handoff": the advisory lock that orders event ids by commit
 
 
 def _fact_row(fact: Fact) -> dict[str, Any]:
@@ -315,10 +355,12 @@ class Store:
         conversation's row, which only moves forward. Returns how many facts were new."""
         with self.engine.begin() as conn:
             inserted = 0
+            inserted_keys: Sequence[str] = []
             if new_facts:
                 stmt = self._insert(facts).on_conflict_do_nothing(index_elements=["key"])
                 result = conn.execute(stmt.returning(facts.c.key), [_fact_row(f) for f in new_facts])
-                inserted = len(result.all())
+                inserted_keys = result.scalars().all()
+                inserted = len(inserted_keys)
             if summary is not None:
                 row = _summary_row(summary)
                 stmt = self._insert(conversations).values(row)
@@ -328,6 +370,11 @@ class Store:
                     where=conversations.c.last_fact < stmt.excluded.last_fact,
                 )
                 conn.execute(stmt)
+            if inserted:
+                # Events for the live streams and webhooks, in the same transaction: only for the
+                # facts this write inserted, so a retry or the other writer's copy publishes nothing.
+                new = set(inserted_keys)
+                self._publish(conn, new_facts[0].conversation_id, [f for f in new_facts if f.key in new])
             return inserted
 
     def add_rating(self, rating: Rating) -> bool:
@@ -354,6 +401,26 @@ class Store:
             conn.execute(
                 stmt.values(conversation_id=conversation_id, previous_conversation_id=previous_conversation_id)
             )
+
+    def _publish(self, conn: sa.Connection, conversation_id: str, new_facts: list[Fact]) -> None:
+        """Append the events `new_facts` cause, in the transaction that records them.
+
+        Call it from every write path with the facts that write actually inserted (never a
+        retry's duplicates): the events then exist exactly when their facts do, once each.
+        On PostgreSQL a transaction-scoped advisory lock makes ids follow commit order (a
+        reader that has seen id N never sees a smaller id appear later), and NOTIFY wakes the
+        API processes' listeners at commit; SQLite has a single writer, so both hold already.
+        """
+        from handoff.push import events_for  # the event shapes live with the push code
+
+        rows = events_for(conversation_id, new_facts)
+        if not rows:
+            return
+        if self.engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _EVENTS_LOCK})
+        conn.execute(sa.insert(events), rows)
+        if self.engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": PUSH_CHANNEL})
 
     # --- Reads.
 
@@ -514,6 +581,94 @@ class Store:
         page = rows[:limit]
         more = len(rows) > limit
         return HistoryPage(conversations=page, next_cursor=_encode_cursor(page[-1]) if more and page else None)
+
+    # --- Reads and writes for push (handoff/push.py, handoff/webhooks.py).
+
+    def last_event_id(self) -> int:
+        """The newest event's id (0 when there is none): where a new listener starts."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0))).scalar_one())
+
+    def events_after(
+        self,
+        after: int,
+        *,
+        conversation_ids: Sequence[str] | None = None,
+        kinds: Sequence[str] | None = None,
+        audience: str | None = None,
+        limit: int = 500,
+    ) -> list[StoredEvent]:
+        """Events with an id above `after`, oldest first, optionally of some conversations,
+        kinds or one audience; at most `limit` (ask again from the last id for more)."""
+        query = sa.select(events).where(events.c.id > after).order_by(events.c.id).limit(limit)
+        if conversation_ids is not None:
+            query = query.where(events.c.conversation_id.in_(list(conversation_ids)))
+        if kinds is not None:
+            query = query.where(events.c.kind.in_(list(kinds)))
+        if audience is not None:
+            query = query.where(events.c.audience == audience)
+        with self.engine.connect() as conn:
+            return [
+                StoredEvent(
+                    id=int(r.id),
+                    conversation_id=r.conversation_id,
+                    kind=r.kind,
+                    audience=r.audience,
+                    payload=json.loads(r.payload),
+                    created_at=r.created_at,
+                )
+                for r in conn.execute(query)
+            ]
+
+    def webhook_progress(self, subscription: str, *, start_at: int) -> int:
+        """The last event id `subscription` acknowledged; a new subscription starts at `start_at`."""
+        with self.engine.begin() as conn:
+            stmt = self._insert(webhook_progress).on_conflict_do_nothing(index_elements=["subscription"])
+            conn.execute(stmt.values(subscription=subscription, last_event_id=start_at, updated_at=datetime.now(UTC)))
+            return int(
+                conn.execute(
+                    sa.select(webhook_progress.c.last_event_id).where(webhook_progress.c.subscription == subscription)
+                ).scalar_one()
+            )
+
+    def acknowledge_webhook(self, subscription: str, event_id: int) -> None:
+        """`subscription`'s receiver accepted every event up to `event_id` (progress only moves forward)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(webhook_progress)
+                .where(webhook_progress.c.subscription == subscription, webhook_progress.c.last_event_id < event_id)
+                .values(last_event_id=event_id, updated_at=datetime.now(UTC))
+            )
+
+    def take_lease(self, name: str, holder: str, seconds: float) -> bool:
+        """Take or renew the lease `name` for `holder` for `seconds`; False while another holds it."""
+        now = datetime.now(UTC)
+        expires = datetime.fromtimestamp(now.timestamp() + seconds, UTC)
+        with self.engine.begin() as conn:
+            stmt = self._insert(leases).on_conflict_do_nothing(index_elements=["name"])
+            conn.execute(stmt.values(name=name, holder=holder, expires_at=expires))
+            taken = conn.execute(
+                sa.update(leases)
+                .where(leases.c.name == name, sa.or_(leases.c.holder == holder, leases.c.expires_at < now))
+                .values(holder=holder, expires_at=expires)
+            )
+            return bool(taken.rowcount == 1)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(leases).where(leases.c.name == name, leases.c.holder == holder))
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One row of the events table: what SSE streams and webhooks carry (see handoff/push.py)."""
+
+    id: int
+    conversation_id: str
+    kind: str
+    audience: str
+    payload: dict[str, Any]
+    created_at: datetime
 
 
 class InvalidCursor(ValueError):

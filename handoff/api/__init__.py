@@ -20,7 +20,7 @@ from handoff.agents import AgentDirectory
 from handoff.api.deps import Services
 from handoff.api.docs import ASSETS_URL, install_docs
 from handoff.api.errors import BodyLimit, NoStore, install_error_handlers
-from handoff.api.routes import agents, assist, customer, history, live, metrics, people
+from handoff.api.routes import agents, assist, customer, events, history, live, metrics, people
 from handoff.assist import Assistant
 from handoff.bot import KnowledgeBaseBot
 from handoff.client import HandoffClient
@@ -31,6 +31,7 @@ from handoff.customer_tokens import CustomerTokens, load_secret
 from handoff.metrics import ApiMetrics, RequestMetrics
 from handoff.store import Store
 from handoff.telemetry import tracer_from_environment
+from handoff.webhooks import start_webhooks
 
 __all__ = ["Services", "create_app"]
 
@@ -67,9 +68,15 @@ def create_app(
         if s.client.store is None:
             # Long conversations hold only recent entries; older ones are read from here.
             s.client.store = s.store
+        deliverer = await start_webhooks(settings, s.store, _app)
         try:
             yield
         finally:
+            if deliverer is not None:
+                await deliverer.stop()
+            hub = getattr(_app.state, "push_hub", None)
+            if hub is not None:
+                await hub.stop()
             if own_store:
                 s.store.close()
 
@@ -92,7 +99,15 @@ def create_app(
     install_error_handlers(app)
     install_docs(app)
     # Customer routes first: POST /conversations starts one, GET /conversations is the history.
-    for router in (customer.router, agents.router, assist.router, history.router, live.router, people.router):
+    for router in (
+        customer.router,
+        agents.router,
+        assist.router,
+        history.router,
+        live.router,
+        people.router,
+        events.router,
+    ):
         app.include_router(router)
     app.include_router(metrics.router)
     app.include_router(codec_router(settings))  # operators' decryption, see handoff/codec_server.py

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import WorkflowQueryFailedError
 from temporalio.service import RPCError
 
@@ -197,20 +198,32 @@ class Conversation:
         except (RPCError, WorkflowQueryFailedError, TimeoutError, HandoffError):
             return None
 
+    async def stored_transcript(self) -> list[TranscriptEntry] | None:
+        """The transcript as the database holds it (what the API reads), or None while the
+        database cannot answer."""
+        store = self.handoff.store
+        assert store is not None, "the harness's client has the lab's store"
+        try:
+            return await asyncio.to_thread(store.transcript, self.id)
+        except SQLAlchemyError:
+            return None
+
     async def settle(self) -> None:
         """Wait until every step acted so far shows in the transcript.
 
         An agent command is an update, answered once the workflow applied it: nothing to wait
-        for. A customer message is a signal: wait, with queries, for it and the bot's answer.
-        (The database cannot tell: it records messages only along with the next bot answer
-        or transition.)
+        for. A customer message is a signal: wait for it and the bot's answer in the database,
+        as the product's readers do (a read-side conversation records each entry at once). Not
+        with queries: a query that lands while the worker's sticky queue is unreachable, after
+        a server restart, can make the worker apply an activity result outside a workflow task
+        (README, Reliability), which is the harness disturbing what it measures.
         """
         if not self.unconfirmed:
             return
         deadline = time.monotonic() + self.timeout
         interval = 0.05
         while True:
-            transcript = await self.transcript()
+            transcript = await self.stored_transcript()
             count = None if transcript is None else len(transcript)
             if count is not None and count >= self.expected_entries:
                 assert count == self.expected_entries, f"conversation {self.id}: more entries than expected"

@@ -32,6 +32,9 @@ from tests.security.conftest import CODEC_TOKEN, Engine, api_settings
 from tests.security.server import serving
 
 EXAMPLES_PER_STRATEGY = 20
+# Event streams (SSE) never end: each call reads for a second, so they get fewer examples.
+STREAM_EXAMPLES = 5
+STREAM_TIMEOUT = (60.0, 1.0)
 AGENT = {"Authorization": "Bearer alice-demo-token-not-secret"}
 CODEC = {"Authorization": f"Bearer {CODEC_TOKEN}"}
 # Operations without a parameter or body once the token is fixed: no invalid request exists.
@@ -87,8 +90,15 @@ def fuzz(schema: schemathesis.BaseSchema, base_url: str, known: Known) -> Findin
         for fixed in variants(operation, known):
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 name = f"{operation.method.upper()} {operation.path}"
+                stream = "text/event-stream" in operation.definition.raw["responses"].get("200", {}).get("content", {})
                 try:
-                    run_one(operation.as_strategy(generation_mode=mode, **fixed), base_url, findings)
+                    run_one(
+                        operation.as_strategy(generation_mode=mode, **fixed),
+                        base_url,
+                        findings,
+                        examples=STREAM_EXAMPLES if stream else EXAMPLES_PER_STRATEGY,
+                        timeout=STREAM_TIMEOUT if stream else 60,
+                    )
                 except Unsatisfiable:
                     # Hypothesis gave up: nothing in the request can be made invalid once the
                     # token is fixed. Allowed only for the operations named for it.
@@ -98,9 +108,16 @@ def fuzz(schema: schemathesis.BaseSchema, base_url: str, known: Known) -> Findin
     return findings
 
 
-def run_one(strategy: st.SearchStrategy[schemathesis.Case[Any]], base_url: str, findings: Findings) -> None:
+def run_one(
+    strategy: st.SearchStrategy[schemathesis.Case[Any]],
+    base_url: str,
+    findings: Findings,
+    *,
+    examples: int = EXAMPLES_PER_STRATEGY,
+    timeout: float | tuple[float, float] = 60,
+) -> None:
     @settings(
-        max_examples=EXAMPLES_PER_STRATEGY,
+        max_examples=examples,
         deadline=None,
         database=None,
         phases=[Phase.explicit, Phase.generate],
@@ -108,7 +125,7 @@ def run_one(strategy: st.SearchStrategy[schemathesis.Case[Any]], base_url: str, 
     )
     @given(case=strategy)
     def call(case: schemathesis.Case[Any]) -> None:
-        response = case.call(base_url=base_url, timeout=60)
+        response = case.call(base_url=base_url, timeout=timeout)
         findings.calls += 1
         findings.statuses[response.status_code] = findings.statuses.get(response.status_code, 0) + 1
         if response.status_code >= 500:
