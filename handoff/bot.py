@@ -138,7 +138,7 @@ class KnowledgeBaseBot:
         real = [a for a in found if not a.small_talk]
         chosen = real or found[:1]
         if not chosen:
-            return BotReply(text=self.fallback)
+            return BotReply(text=self.fallback, fallback=True)
         return BotReply(text="\n\n".join(a.text for a in chosen))
 
 

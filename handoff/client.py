@@ -106,17 +106,30 @@ class HandoffClient:
     `timers`: what new conversations start with (None: no timers; `connect` uses the settings')."""
 
     def __init__(
-        self, client: Client, task_queue: str, store: Store | None = None, timers: TimerSettings | None = None
+        self,
+        client: Client,
+        task_queue: str,
+        store: Store | None = None,
+        timers: TimerSettings | None = None,
+        *,
+        handover_summaries: bool = False,
     ) -> None:
         self.temporal = client
         self.task_queue = task_queue
         self.store = store
         self.timers = timers
+        self.handover_summaries = handover_summaries
 
     @classmethod
     async def connect(cls, settings: Settings | None = None, store: Store | None = None) -> HandoffClient:
         settings = settings or Settings()
-        return cls(await connect_temporal(settings), settings.task_queue, store, settings.timers())
+        return cls(
+            await connect_temporal(settings),
+            settings.task_queue,
+            store,
+            settings.timers(),
+            handover_summaries=settings.handover_summary,
+        )
 
     def handle(self, conversation_id: str) -> WorkflowHandle[Any, ConversationSummary]:
         return self.temporal.get_workflow_handle_for(ConversationWorkflow.run, workflow_id(conversation_id))
@@ -153,6 +166,7 @@ class HandoffClient:
                     customer_id=customer_id,
                     continue_as_new_after_events=continue_as_new_after_events,
                     timers=self.timers,
+                    handover_summaries=self.handover_summaries,
                     previous_conversation_id=previous_conversation_id,
                     read_side=read_side,
                 ),

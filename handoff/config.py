@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     waiting_notice: str | None = None
     first_reply_sla: Duration = timedelta(minutes=5)
     first_reply_sla_return: bool = False
+    # AI assist: an internal handover summary of the bot session at each take-over (new
+    # conversations; see handoff/handover.py).
+    handover_summary: bool = True
     # How long after an agent closed a conversation its customer may rate it.
     rating_window: Duration = timedelta(hours=24)
 

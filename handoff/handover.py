@@ -63,7 +63,7 @@ def summary(
         if question is not None:
             lines.append(f"- {quote(question.text)}")
     if requested_at is not None:
-        lines.append(f"The customer asked for a person at {requested_at:%H:%M} UTC.")
+        lines.append(f"A person was requested at {requested_at:%H:%M} UTC.")
     else:
-        lines.append("The customer did not ask for a person: the agent took the conversation from the bot.")
+        lines.append("No person was requested: the agent took the conversation from the bot.")
     return "\n".join(lines)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from handoff import handover
 from handoff.models import (
     AddNote,
     Agent,
@@ -64,6 +65,8 @@ TRANSCRIPT_KEPT_ACROSS_RUNS = 100
 """Entries a conversation still holds after continue-as-new (the rest are in the database)."""
 
 SEEN_REQUEST_IDS_KEPT = 500
+FALLBACKS_KEPT = 20
+"""Fallback answers remembered for the handover summary (it quotes the latest three)."""
 """How many recent message and request ids are remembered to apply redeliveries once."""
 
 CUSTOMER_AUTHOR = "customer"
@@ -341,7 +344,9 @@ class Conversation:
                 if s.status is not Status.BOT or reply_to not in s.bot_queue:
                     return []
                 s.bot_queue.remove(reply_to)
-                self._entry(EntryKind.BOT, BOT_AUTHOR, text, now)
+                answer = self._entry(EntryKind.BOT, BOT_AUTHOR, text, now)
+                if command.fallback:
+                    self._note_fallback(answer.seq)
                 if wants_human:
                     self._to_waiting(now)
             case TakeOver(agent=agent):
@@ -354,6 +359,7 @@ class Conversation:
                 s.bot_queue = []
                 self._fact(FactKind.TAKEN_OVER, now, agent=agent)
                 self._note(joined_note(agent), now, agent)
+                self._handover_summary(agent, now)
             case AgentReply(agent=agent, text=text):
                 self._entry(EntryKind.AGENT, agent.name, text, now, agent=agent)
             case HandBack(agent=agent):
@@ -455,6 +461,29 @@ class Conversation:
         self._fact(FactKind.RELEASED, now, agent=agent, cause=fact_cause(cause, "released"))
         self._note(note, now, agent, cause=fact_cause(cause, "note"))
 
+    # --- Issue 14: the handover summary.
+
+    def _note_fallback(self, seq: int) -> None:
+        """Remember that the bot answer `seq` was its fallback (the latest few are enough: the
+        summary covers the bot session since an agent last held the conversation)."""
+        s = self.state
+        s.fallback_seqs = [*s.fallback_seqs, seq][-FALLBACKS_KEPT:]
+
+    def _handover_summary(self, agent: Agent, now: datetime) -> None:
+        """An internal note for the agent taking over: the bot session they inherit, in the same
+        step (its fact rides along with the take-over's: no extra Temporal action)."""
+        s = self.state
+        if not s.handover_summaries:
+            return  # conversations started before issue 14 replay as they ran
+        text = handover.summary(s.transcript, set(s.fallback_seqs), s.requested_at)
+        if text is None:
+            return
+        entry = TranscriptEntry(
+            seq=self._next_seq(), at=now, kind=EntryKind.INTERNAL, author=handover.AUTHOR, text=text
+        )
+        s.transcript.append(entry)
+        self._fact(FactKind.NOTE, now, entry=entry, agent=agent)
+
     def _internal(self, agent: Agent, text: str, now: datetime, cause: str | None) -> None:
         entry = TranscriptEntry(seq=self._next_seq(), at=now, kind=EntryKind.INTERNAL, author=agent.name, text=text)
         self.state.transcript.append(entry)
@@ -534,6 +563,8 @@ class Conversation:
         position = next((i for i, e in enumerate(s.transcript) if e.seq > entry.seq), len(s.transcript))
         s.transcript.insert(position, entry)
         s.reserved_seq = s.reserved_fact = 0
+        if answer.fallback:
+            self._note_fallback(entry.seq)
         s.outbox.append(
             Fact(
                 conversation_id=s.conversation_id, number=answer.answer_fact, kind=FactKind.MESSAGE, at=at, entry=entry

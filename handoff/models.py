@@ -169,6 +169,8 @@ class BotAnswered(Model):
     answer_seq: int | None = None
     answer_fact: int | None = None
     answered_at: datetime | None = None
+    # The bot had no answer (its fallback, or no answer at all): the handover summary says so.
+    fallback: bool = False
 
 
 Command = Annotated[
@@ -294,6 +296,11 @@ class ConversationState(ConversationSummary):
     # Numbers of outbox facts the caller of an update writes itself (it got them back in the
     # update's `CommandResult`): the recorder writes them later, as the backstop, not at once.
     caller_writes: list[int] = Field(default_factory=list)
+    # Issue 14: a take-over (or transfer) adds an internal handover summary of the bot session
+    # (set for new conversations only, so older histories replay); the bot answers that were
+    # its fallback, by entry seq (the latest few).
+    handover_summaries: bool = False
+    fallback_seqs: list[int] = Field(default_factory=list)
 
     def summary(self) -> ConversationSummary:
         return ConversationSummary.model_validate(self.model_dump(include=set(ConversationSummary.model_fields)))
@@ -314,6 +321,8 @@ class ConversationInput(Model):
     previous_conversation_id: str | None = None
     # New conversations record every fact promptly: the API reads the database only (issue 8).
     read_side: bool = False
+    # Issue 14: new conversations get a handover summary at each take-over.
+    handover_summaries: bool = False
 
 
 class CommandResult(ConversationSummary):
@@ -345,6 +354,8 @@ class BotQuestion(Model):
 class BotReply(Model):
     text: str
     wants_human: bool = False
+    # The knowledge base had no answer: `text` is its fallback (issue 14, the handover summary).
+    fallback: bool = False
     # Whether the question's `record` was written (the database may be down: then the
     # workflow's recorder writes those facts, retrying, and the bot still answers).
     recorded: bool = False

@@ -104,6 +104,8 @@ class ConversationWorkflow:
         )
         if input.state is None and input.read_side:
             state.read_side = True  # carried across continue-as-new with the rest of the state
+        if input.state is None and input.handover_summaries:
+            state.handover_summaries = True
         self._conversation = Conversation(state)
         self._continue_as_new_after_events = input.continue_as_new_after_events
         self._draining = False  # set before continue-as-new: start no new activity
@@ -365,13 +367,15 @@ class ConversationWorkflow:
                 # this branch (their answers retried without end), so they replay unchanged.
                 # The carried facts stay in the outbox: the recorder or the next answer writes them.
                 workflow.logger.warning("Bot answer failed after all attempts: %s", type(failed.cause).__name__)
-                reply = BotReply(text=BOT_UNAVAILABLE_ANSWER)
+                reply = BotReply(text=BOT_UNAVAILABLE_ANSWER, fallback=True)
             finally:
                 self._bot_busy = self._bot_carrying = False
             if reply.recorded:
                 self._conversation.mark_recorded(carried)
             if answer is None:
-                self._apply(BotAnswered(reply_to=seq, text=reply.text, wants_human=reply.wants_human))
+                self._apply(
+                    BotAnswered(reply_to=seq, text=reply.text, wants_human=reply.wants_human, fallback=reply.fallback)
+                )
                 continue
             answered = BotAnswered(
                 reply_to=seq,
@@ -380,6 +384,7 @@ class ConversationWorkflow:
                 answer_seq=answer.entry.seq if answer.entry else None,
                 answer_fact=answer.number,
                 answered_at=reply.answered_at,
+                fallback=reply.fallback,
             )
             facts = self._apply_command(answered)[1]
             if reply.answer_recorded:

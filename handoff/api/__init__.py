@@ -62,7 +62,12 @@ def create_app(
         own_store = s.store is None
         if s.client is None:
             temporal = await connect_temporal(settings, lazy=True, tracer=tracer)
-            s.client = HandoffClient(temporal, settings.task_queue, timers=settings.timers())
+            s.client = HandoffClient(
+                temporal,
+                settings.task_queue,
+                timers=settings.timers(),
+                handover_summaries=settings.handover_summary,
+            )
         if s.store is None:
             s.store = Store(settings.database_url)
         if s.client.store is None:
