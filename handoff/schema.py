@@ -4,10 +4,10 @@ Every process that opens the database brings it to the latest revision first (`S
 `upgrade`), so `handoff up` upgrades by itself and a worker or API of a new release never runs
 on an old schema; `handoff db upgrade` does the same on demand (compose runs it once before the
 worker and the API start). Concurrent openers take turns: on PostgreSQL an advisory lock held by
-the migration's transaction, on SQLite an exclusive `flock` of the database file (SQLite's own
-locks are POSIX locks, which `flock` does not touch). A database made by the first release,
-before migrations existed, has its tables but no `alembic_version`: it is stamped with the
-first revision, which is exactly what that release created, and upgraded from there.
+the migration's transaction, on SQLite an exclusive `flock` of a lock file beside the database.
+A database made by the first release, before migrations existed, has its tables but no
+`alembic_version`: it is stamped with the first revision, which is exactly what that release
+created, and upgraded from there.
 
 The revisions are written out by hand (autogenerate drafts them: `alembic revision
 --autogenerate` with this folder's env.py) and `tests/test_migrations.py` checks that the latest
@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import functools
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,12 +76,18 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
 
 @contextlib.contextmanager
 def _exclusive(engine: Engine) -> Iterator[None]:
-    """One migrating process at a time on a SQLite file (PostgreSQL: see `upgrade`)."""
+    """One migrating process at a time on a SQLite file (PostgreSQL: see `upgrade`).
+
+    The lock is a file of its own beside the database (`<database>.migrate-lock`), never the
+    database file: SQLite's locks are POSIX locks, which a process loses on *every* descriptor
+    of the file when it closes any one of them, so opening and closing the database file here
+    would silently drop the locks of the process's other connections."""
     database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:" or not Path(database).exists():
+    if not database or database == ":memory:":
         yield
         return
-    with open(database, "rb") as handle:
+    lock_path = Path(f"{database}.migrate-lock")
+    with open(os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600), "r+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

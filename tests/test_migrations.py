@@ -156,3 +156,12 @@ def test_handoff_db_upgrade_says_what_it_did(database_url: str, monkeypatch: pyt
         assert f"already at {schema.FIRST_RELEASE}" in result.output
     again = CliRunner().invoke(app, ["db", "upgrade"])
     assert again.exit_code == 0 and f"already at {schema.head()}" in again.output
+
+
+def test_the_sqlite_migration_lock_is_a_file_of_its_own_never_the_database(tmp_path: Path) -> None:
+    """SQLite's locks are POSIX locks, dropped for the whole process when it closes any descriptor
+    of the database file: locking the database file itself (open, flock, close) lost writes of
+    other connections in the benchmark. The lock is a separate private file."""
+    Store(f"sqlite:///{tmp_path / 'handoff.db'}").close()
+    lock = tmp_path / "handoff.db.migrate-lock"
+    assert lock.exists() and lock.stat().st_mode & 0o777 == 0o600
