@@ -8,7 +8,10 @@ HTTP statuses or messages: `ConversationNotFound`, `ConversationClosed`,
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio.client import (
@@ -38,12 +41,14 @@ from handoff.models import (
     Outcome,
     Release,
     RequestHuman,
+    Status,
     TakeOver,
     TimerSettings,
     TranscriptEntry,
     Transfer,
 )
-from handoff.store import Store
+from handoff.ratings import rate as rate_conversation
+from handoff.store import Rating, Store
 from workflows.conversation import ConversationWorkflow
 
 T = TypeVar("T")
@@ -181,6 +186,36 @@ class HandoffClient:
         except WorkflowAlreadyStartedError:
             raise ConversationClosed(CLOSED_MESSAGE) from None
 
+    async def reopen(
+        self,
+        previous_conversation_id: str,
+        text: str,
+        *,
+        conversation_id: str | None = None,
+        message_id: str | None = None,
+    ) -> str:
+        """A customer message to the closed `previous_conversation_id` starts a new conversation
+        with the bot, linked to it (its outcome and statistics stay as they were); the new id.
+        Give `conversation_id` (and `message_id`) to make a retry land in the same one."""
+        if self.store is None:
+            raise HandoffError("reopening reads the closed conversation from the database: give the client a store")
+        store = self.store
+        previous = await asyncio.to_thread(store.summary, previous_conversation_id)
+        if previous is None:
+            raise ConversationNotFound(f"no conversation {previous_conversation_id!r}")
+        if previous.status is not Status.CLOSED:
+            raise WrongStatus(f"conversation {previous_conversation_id!r} is not closed: write to it instead")
+        new_id = conversation_id or uuid.uuid4().hex
+        await asyncio.to_thread(store.link, new_id, previous_conversation_id)
+        await self.start_or_message(
+            new_id,
+            previous.customer_id,
+            text,
+            message_id=message_id,
+            previous_conversation_id=previous_conversation_id,
+        )
+        return new_id
+
     async def send_message(self, conversation_id: str, text: str, *, message_id: str | None = None) -> None:
         """A customer message to an existing conversation."""
         _check(lambda: check_text(text, "the message"))
@@ -254,6 +289,23 @@ class HandoffClient:
         """An internal note, shown to agents and never to the customer."""
         _check(lambda: check_text(text, "the note"))
         return await self._update(conversation_id, ConversationWorkflow.add_note, AddNote(agent=agent, text=text))
+
+    async def rate(
+        self, conversation_id: str, score: int, comment: str | None = None, window: timedelta = timedelta(hours=24)
+    ) -> Rating:
+        """The customer's satisfaction rating (1 to 5) of a conversation an agent closed, once,
+        within `window` of the close (`HANDOFF_RATING_WINDOW`); kept in the database (the
+        conversation's workflow has completed). `RatingRefused` says why one is not kept."""
+        if self.store is None:
+            raise HandoffError("ratings are kept in the database: give the client a store")
+        if comment is not None:
+            _check(lambda: check_text(comment, "the comment"))
+        try:
+            return await asyncio.to_thread(
+                rate_conversation, self.store, conversation_id, score, comment, window, datetime.now(UTC)
+            )
+        except ValueError as invalid:
+            raise InvalidCommand(str(invalid)) from None
 
     # --- Reading.
 

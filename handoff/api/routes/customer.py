@@ -126,16 +126,7 @@ async def reopen(previous_id: str, body: NewMessage, s: Services, idempotency_ke
         conversation_id = s.tokens.conversation_id(previous.customer_id, f"reopen:{previous_id}:{idempotency_key}")
         message_id = s.tokens.message_id(conversation_id, idempotency_key)
         await claim(s, conversation_id, previous_id, body.text)
-    await run_in_threadpool(s.db.link, conversation_id, previous_id)
-    await s.temporal(
-        s.handoff.start_or_message(
-            conversation_id,
-            previous.customer_id,
-            body.text,
-            message_id=message_id,
-            previous_conversation_id=previous_id,
-        )
-    )
+    await s.temporal(s.handoff.reopen(previous_id, body.text, conversation_id=conversation_id, message_id=message_id))
     await record_started(s, conversation_id, previous.customer_id)
     conversation_status, transcript = await wait_for_bot(s, conversation_id)
     return ReopenedConversation(

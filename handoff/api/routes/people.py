@@ -11,8 +11,9 @@ from fastapi.concurrency import run_in_threadpool
 from handoff.api.deps import AGENT_ERRORS, ERRORS, CurrentAgent, CustomerConversation, ServicesDep, check_id
 from handoff.api.schemas import NoteRequest, RatingOut, RatingRequest, TransferRequest
 from handoff.client import InvalidTransferTarget
-from handoff.models import ConversationSummary, Status
-from handoff.store import Rating
+from handoff.models import ConversationSummary
+from handoff.ratings import RatingRefused
+from handoff.ratings import rate as rate_conversation
 
 router = APIRouter()
 
@@ -53,15 +54,12 @@ async def add_note(conversation_id: str, body: NoteRequest, agent: CurrentAgent,
 )
 async def rate(conversation_id: CustomerConversation, body: RatingRequest, s: ServicesDep) -> RatingOut:
     """The customer rates a conversation an agent closed, once, within the rating window."""
-    summary = await run_in_threadpool(s.db.summary, conversation_id)
-    if summary is None or summary.status is not Status.CLOSED or summary.closed_at is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, "only a closed conversation can be rated")
-    if summary.closed_by is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, "only a conversation an agent closed can be rated")
     now = datetime.now(UTC)
-    if now > summary.closed_at + s.settings.rating_window:
-        raise HTTPException(status.HTTP_410_GONE, "the time to rate this conversation is over")
-    rating = Rating(conversation_id, body.score, body.comment, now, summary.closed_by)
-    if not await run_in_threadpool(s.db.add_rating, rating):
-        raise HTTPException(status.HTTP_409_CONFLICT, "this conversation was already rated")
+    try:
+        await run_in_threadpool(
+            rate_conversation, s.db, conversation_id, body.score, body.comment, s.settings.rating_window, now
+        )
+    except RatingRefused as refused:
+        code = status.HTTP_410_GONE if refused.gone else status.HTTP_409_CONFLICT
+        raise HTTPException(code, refused.reason) from None
     return RatingOut(conversation_id=conversation_id, score=body.score, comment=body.comment, at=now)
