@@ -151,6 +151,54 @@ def index_figures(count: int, queries: int) -> tuple[float, float, float, float]
     return built, statistics.median(timings), timings[int(len(timings) * 0.99) - 1], held_mb
 
 
+AGENT_REPLY = "Agent's answer about {topic}: {answer}"
+"""The reply an agent sent in a past conversation of a topic (distinct from the knowledge base's
+text, so a hit on it shows the past-reply index at work, not only the knowledge base)."""
+
+
+@dataclass(frozen=True)
+class SuggestionScores:
+    held_out: int
+    hit_at_1: float
+    hit_at_3: float
+    mrr: float
+    from_past_replies: float  # share of first suggestions that came from a past reply
+
+
+def suggestion_figures() -> SuggestionScores:
+    """Past conversations from the evaluation set: every other question of each topic is a
+    resolved conversation (the question, then the topic's agent reply), the rest are held out
+    and asked; a suggestion is right when it is that topic's agent reply or knowledge-base answer."""
+    from handoff.assist import Assistant, PastReply
+
+    data = tomllib.loads(QUESTIONS.read_text(encoding="utf-8"))
+    bot = KnowledgeBaseBot.from_file()
+    past: list[PastReply] = []
+    held: list[tuple[str, set[str]]] = []
+    for name, topic in data["topics"].items():
+        answer = next(a.text for a in bot.answers if a.text.startswith(topic["answer"]))
+        reply = AGENT_REPLY.format(topic=name, answer=answer)
+        for number, question in enumerate(topic["questions"]):
+            if number % 2 == 0:
+                past.append(PastReply(f"past-{name}-{number}", question, reply))
+            else:
+                held.append((question, {reply, answer}))
+    assistant = Assistant(bot)
+    assistant.index_replies(past)  # what a database of these conversations would give it
+    hits1 = hits3 = 0
+    reciprocal = 0.0
+    from_past = 0
+    for question, right in held:
+        suggested = assistant.suggest([question])
+        ranks = [i for i, s in enumerate(suggested) if s.text in right]
+        hits1 += bool(ranks) and ranks[0] == 0
+        hits3 += bool(ranks)
+        reciprocal += 1 / (ranks[0] + 1) if ranks else 0.0
+        from_past += bool(suggested) and suggested[0].source.kind == "past_reply"
+    n = len(held)
+    return SuggestionScores(n, hits1 / n, hits3 / n, reciprocal / n, from_past / n)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m bench assist", description=__doc__.split("\n\n")[0] if __doc__ else ""
@@ -177,6 +225,13 @@ def main(argv: list[str] | None = None) -> None:
         "",
         f"Answer latency (retrieval bot, {len(latencies)} messages): p50 {p50:.2f} ms, p99 {p99:.2f} ms; "
         f"confidence threshold {bot.confidence_threshold}.",
+    ]
+    scores = suggestion_figures()
+    lines += [
+        "",
+        f"Suggested replies, {scores.held_out} held-out questions against past resolved conversations of the other "
+        f"questions: hit@1 {scores.hit_at_1:.0%}, hit@3 {scores.hit_at_3:.0%}, MRR {scores.mrr:.2f}; "
+        f"first suggestion from a past reply {scores.from_past_replies:.0%}.",
         "",
         "| Indexed texts | build | search p50 | search p99 | memory held |",
         "|---:|---:|---:|---:|---:|",

@@ -167,10 +167,14 @@ class Assistant:
             self._checked_at = time.monotonic()
             count = resolved_count(store)
             if count != self._built_for:
-                self._replies = ReplyIndex(past_replies(store))
+                self.index_replies(past_replies(store))
                 self._built_for = count
         finally:
             self._lock.release()
+
+    def index_replies(self, replies: list[PastReply]) -> None:
+        """Search these past replies from now on (what `refresh` reads from the database)."""
+        self._replies = ReplyIndex(replies)
 
     def suggest(self, context: list[str], exclude_conversation: str | None = None) -> list[Suggestion]:
         """The best replies for `context` (the customer's latest messages), best first."""
