@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 from fastapi.concurrency import run_in_threadpool
 
-from handoff.models import EntryKind, Fact, FactKind, Status
+from handoff.models import CUSTOMER_VISIBLE, Fact, FactKind, Status
 from handoff.store import PUSH_CHANNEL, Store, StoredEvent
 
 log = logging.getLogger("handoff.push")
@@ -52,17 +52,24 @@ STATUS_AFTER: dict[FactKind, Status] = {
 """The status each transition fact leaves its conversation in (see handoff/lifecycle.py)."""
 
 
-def events_for(conversation_id: str, new_facts: Sequence[Fact]) -> list[dict[str, Any]]:
-    """The events rows for facts just recorded, in their order: an entry is a message or a
-    note, a transition a status change."""
+def events_for(
+    conversation_id: str, new_facts: Sequence[Fact], current_status: str | None = None
+) -> list[dict[str, Any]]:
+    """The events rows for facts just recorded, in their order: an entry is a message (one the
+    customer sees) or a note (system and internal notes: agents only), a transition a status
+    change. A transition recorded after a later one (`current_status`, the conversation's status
+    once this write is applied, differs) is left out: facts reach the database from several
+    writers, and a stream must never move a conversation back to a status it has left."""
     rows: list[dict[str, Any]] = []
     for fact in new_facts:
         kind: EventKind | None = None
         payload: dict[str, Any] = {}
         if fact.entry is not None:
-            kind = EventKind.NOTE if fact.entry.kind is EntryKind.SYSTEM else EventKind.MESSAGE
+            kind = EventKind.MESSAGE if fact.entry.kind in CUSTOMER_VISIBLE else EventKind.NOTE
             payload = {"entry": fact.entry.model_dump(mode="json")}
         elif fact.kind in STATUS_AFTER:
+            if current_status is not None and STATUS_AFTER[fact.kind].value != current_status:
+                continue
             kind = EventKind.STATUS
             payload = {
                 "status": STATUS_AFTER[fact.kind].value,

@@ -413,7 +413,10 @@ class Store:
         """
         from handoff.push import events_for  # the event shapes live with the push code
 
-        rows = events_for(conversation_id, new_facts)
+        current = conn.execute(
+            sa.select(conversations.c.status).where(conversations.c.id == conversation_id)
+        ).scalar_one_or_none()
+        rows = events_for(conversation_id, new_facts, current)
         if not rows:
             return
         if self.engine.dialect.name == "postgresql":

@@ -111,6 +111,9 @@ the bot, a bot answer, a take-over straight from the bot, close."""
 class Conversation:
     """Plays a script against a real conversation, step by step."""
 
+    settle_from_database = False
+    """Settle on the database rather than with queries (see `settle`); set by the restart faults."""
+
     def __init__(
         self,
         handoff: HandoffClient,
@@ -212,18 +215,20 @@ class Conversation:
         """Wait until every step acted so far shows in the transcript.
 
         An agent command is an update, answered once the workflow applied it: nothing to wait
-        for. A customer message is a signal: wait for it and the bot's answer in the database,
-        as the product's readers do (a read-side conversation records each entry at once). Not
-        with queries: a query that lands while the worker's sticky queue is unreachable, after
-        a server restart, can make the worker apply an activity result outside a workflow task
-        (README, Reliability), which is the harness disturbing what it measures.
+        for. A customer message is a signal: wait, with queries, for it and the bot's answer;
+        or, with `settle_from_database`, in the database as the product's readers do (a
+        read-side conversation records each entry at once). The server-restart faults settle
+        that way: a query that lands while the worker's sticky queue is unreachable, after a
+        restart, can make the worker apply an activity result outside a workflow task (README,
+        Reliability), which is the harness disturbing what it measures. The database faults
+        cannot: there the database is what is down or locked.
         """
         if not self.unconfirmed:
             return
         deadline = time.monotonic() + self.timeout
         interval = 0.05
         while True:
-            transcript = await self.stored_transcript()
+            transcript = await (self.stored_transcript() if self.settle_from_database else self.transcript())
             count = None if transcript is None else len(transcript)
             if count is not None and count >= self.expected_entries:
                 assert count == self.expected_entries, f"conversation {self.id}: more entries than expected"

@@ -51,3 +51,24 @@ def test_only_one_process_holds_the_webhooks_lease_until_it_expires(empty_store:
     assert empty_store.take_lease("webhooks", "process-b", 60)
     empty_store.release_lease("webhooks", "process-b")
     assert empty_store.take_lease("webhooks", "process-a", 60)
+
+
+def test_internal_notes_are_for_agents_and_a_superseded_status_is_not_streamed() -> None:
+    """An internal note (or the handover summary) never reaches a customer's stream; a transition
+    recorded after a later one (two writers) does not move the streams backwards."""
+    from datetime import UTC, datetime
+
+    from handoff.models import EntryKind, Fact, FactKind, TranscriptEntry
+    from handoff.push import events_for
+
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    note = TranscriptEntry(seq=3, at=at, kind=EntryKind.INTERNAL, author="Alice Martin", text="VIP customer")
+    rows = events_for(
+        "c-1",
+        [
+            Fact(conversation_id="c-1", number=3, kind=FactKind.NOTE, at=at, entry=note),
+            Fact(conversation_id="c-1", number=4, kind=FactKind.HUMAN_REQUESTED, at=at),
+        ],
+        current_status="human",
+    )
+    assert [(r["kind"], r["audience"]) for r in rows] == [("note", "agents")]

@@ -120,16 +120,14 @@ async def test_a_change_made_through_one_api_process_is_pushed_by_the_other(
         # B holds its listener and at most SQLAlchemy's pool (5 kept for short reads), not one per stream.
         assert database_connections(process_b) <= 1 + POOL_SIZE
 
+    # "waiting" is left out when the take-over was recorded first (the API writes the take-over
+    # at once, the recorder the request a moment later): a stream never moves backwards.
     for events in streams:
-        assert [e.data.get("status") or e.data["entry"]["text"] for e in events][-4:] == [
-            "waiting",
-            "human",
-            "Alice here",
-            "closed",
-        ]
+        seen = [e.data.get("status") or e.data["entry"]["text"] for e in events]
+        assert seen[-3:] == ["human", "Alice here", "closed"]
+        assert seen[-4] in ("waiting", "Hello! How can I help you today?")
         assert [e.id for e in events] == [e.id for e in streams[0]]
-    assert [e.data["status"] for e in columns if e.data["conversation_id"] == cid] == [
-        "waiting",
-        "human",
-        "closed",
-    ]
+    assert [e.data["status"] for e in columns if e.data["conversation_id"] == cid] in (
+        ["waiting", "human", "closed"],
+        ["human", "closed"],
+    )
