@@ -109,7 +109,17 @@ def api_server(app: Any, log_level: str) -> uvicorn.Server:
         def capture_signals(self) -> Iterator[None]:
             yield
 
-    return Server(uvicorn.Config(app, log_level=log_level, lifespan="on", timeout_graceful_shutdown=10))
+    # An idle connection is kept longer than clients keep theirs (httpx 5 s, browsers' reuse
+    # retried): with equal timeouts a client can send on a connection the server is closing at
+    # that moment and get a connection error for a request that never arrived.
+    config = uvicorn.Config(
+        app, log_level=log_level, lifespan="on", timeout_graceful_shutdown=10, timeout_keep_alive=KEEP_ALIVE_SECONDS
+    )
+    return Server(config)
+
+
+KEEP_ALIVE_SECONDS = 30
+"""How long `handoff api` keeps an idle HTTP connection open (uvicorn's default is 5 s)."""
 
 
 @dataclass

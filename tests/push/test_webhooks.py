@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from handoff.api import create_app
+from handoff.cli.servers import KEEP_ALIVE_SECONDS
 from handoff.config import Settings
 from handoff.models import BotAnswered, Close, Command, CustomerMessage, Outcome, RequestHuman, TakeOver
 from handoff.store import Store, webhook_progress
@@ -74,7 +75,7 @@ class _Server(uvicorn.Server):
 async def receiving(receiver: Receiver, sock: socket.socket) -> AsyncIterator[None]:
     """Serve the receiver on a socket the test bound earlier (refusing until now): same port."""
     app = Starlette(routes=[Route("/hooks/{name}", receiver.handle, methods=["POST"])])
-    server = _Server(uvicorn.Config(app, log_config=None, lifespan="off"))
+    server = _Server(uvicorn.Config(app, log_config=None, lifespan="off", timeout_keep_alive=KEEP_ALIVE_SECONDS))
     task = asyncio.ensure_future(server.serve(sockets=[sock]))
     try:
         while not server.started:

@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Iterator
 import uvicorn
 from fastapi import FastAPI
 
+from handoff.cli.servers import KEEP_ALIVE_SECONDS
+
 
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
@@ -28,7 +30,11 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    server = _Server(uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=5))
+    server = _Server(
+        uvicorn.Config(
+            app, log_config=None, lifespan="on", timeout_graceful_shutdown=5, timeout_keep_alive=KEEP_ALIVE_SECONDS
+        )
+    )
     task = asyncio.ensure_future(server.serve(sockets=[sock]))
     try:
         while not server.started:
