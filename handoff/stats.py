@@ -82,7 +82,8 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from handoff.models import EntryKind, FactKind, Model, Outcome
-from handoff.store import Store, facts, ratings
+from handoff.stat_events import ATTRIBUTED, COUNTS, DONE, MESSAGE_PREFIX, OPEN
+from handoff.store import Store, conversation_agents, facts, ratings, stat_events
 
 # --- The result: what the /stats endpoint returns and the CLI prints.
 
@@ -255,6 +256,16 @@ class _Tally:
     first_reply_breaches: int = 0
     transfers: int = 0
     ratings: list[int] = field(default_factory=list)
+    # Durations summarised by the database (compute_stats): by WAIT, FIRST_RESPONSE, HANDLING,
+    # (count, median, p90); the reference fills the lists above instead.
+    summarised: dict[str, tuple[int, float | None, float | None]] = field(default_factory=dict)
+
+    def duration(self, what: str, done: list[float]) -> DurationStats:
+        open_ = self.open.get(what, 0)
+        if what in self.summarised:
+            count, median, p90 = self.summarised[what]
+            return DurationStats(count=count, median_seconds=_rounded(median), p90_seconds=_rounded(p90), open=open_)
+        return _durations(done, open_)
 
     def issue9_totals(self) -> dict[str, Any]:
         closed = self.resolved + self.not_resolved + self.inactive
@@ -280,9 +291,9 @@ class _Tally:
             human_requests=self.requests,
             take_overs=self.take_overs,
             hand_backs=self.hand_backs,
-            waiting_time=_durations(self.waits, self.open.get(WAIT, 0)),
-            first_response_time=_durations(self.first_responses, self.open.get(FIRST_RESPONSE, 0)),
-            handling_time=_durations(self.handlings, self.open.get(HANDLING, 0)),
+            waiting_time=self.duration(WAIT, self.waits),
+            first_response_time=self.duration(FIRST_RESPONSE, self.first_responses),
+            handling_time=self.duration(HANDLING, self.handlings),
             messages=MessageCounts(
                 customer=self.messages.get(EntryKind.CUSTOMER, 0),
                 bot=self.messages.get(EntryKind.BOT, 0),
@@ -300,8 +311,8 @@ class _Tally:
             closed_resolved=self.resolved,
             closed_not_resolved=self.not_resolved,
             resolution_rate=_rate(self.resolved, self.not_resolved),
-            first_response_time=_durations(self.first_responses, self.open.get(FIRST_RESPONSE, 0)),
-            handling_time=_durations(self.handlings, self.open.get(HANDLING, 0)),
+            first_response_time=self.duration(FIRST_RESPONSE, self.first_responses),
+            handling_time=self.duration(HANDLING, self.handlings),
             messages=self.messages.get(EntryKind.AGENT, 0),
             closed_inactive=self.inactive,
             first_reply_sla_breaches=self.first_reply_breaches,
@@ -363,7 +374,9 @@ class _Accumulator:
         return agent_id == self.agent_filter if attributed else handled
 
     def _day(self, at: datetime) -> _Tally:
-        day = at.date()
+        return self._on(at.date())
+
+    def _on(self, day: date) -> _Tally:
         tally = self.days.get(day)
         if tally is None:
             tally = self.days[day] = _Tally()
@@ -589,14 +602,16 @@ def _rows(store: Store, query: sa.Select[Any]) -> Iterator[list[_Row]]:
         yield current
 
 
-def compute_stats(
+def compute_stats_reference(
     store: Store,
     *,
     since: datetime | None = None,
     until: datetime | None = None,
     agent_id: str | None = None,
 ) -> Stats:
-    """The statistics of the window [since, until), optionally for one agent (see the module doc)."""
+    """The statistics of the window [since, until), optionally for one agent (see the module doc),
+    computed by streaming the facts through Python: the definition in code, kept as the oracle
+    `compute_stats` is tested against (tests/test_stats_scale.py) and the bench's baseline."""
     since, until = _utc(since), _utc(until)
     acc = _Accumulator(since, until, agent_id)
     if since is not None and until is not None and since >= until:
@@ -614,3 +629,173 @@ def compute_stats(
         for score, at, rated_agent, rated_name in conn.execute(query):
             acc.rating(score, at, rated_agent, rated_name)
     return acc.result(agent_id)
+
+
+# --- The product path: the statistics index added up in SQL (handoff/stat_events.py).
+
+
+def compute_stats(
+    store: Store,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    agent_id: str | None = None,
+) -> Stats:
+    """The statistics of the window [since, until), optionally for one agent (see the module doc).
+
+    Equal to `compute_stats_reference` (tests/test_stats_scale.py), from the statistics index:
+    one grouped count over the window's index rows, the exact percentiles of the completed
+    durations (PostgreSQL's `percentile_cont`, the same interpolation; on SQLite an ordered select
+    of the durations alone), the ratings grouped by day, agent and score, and each counted agent's
+    latest name. Cost grows with the rows in the window, never with the whole history."""
+    since, until = _utc(since), _utc(until)
+    acc = _Accumulator(since, until, agent_id)
+    if since is not None and until is not None and since >= until:
+        return acc.result(agent_id)
+    with store.engine.connect() as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            # One snapshot for the queries below, so that the figures agree with each other.
+            conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+        _add_counts(conn, acc, _where(since, until, agent_id), until)
+        _add_durations(conn, acc, _where(since, until, agent_id, DONE))
+        _add_ratings(conn, acc, since, until, agent_id)
+        _add_names(conn, acc, until)
+    return acc.result(agent_id)
+
+
+def _where(
+    since: datetime | None, until: datetime | None, agent_id: str | None, kinds: tuple[str, ...] | None = None
+) -> list[sa.ColumnElement[bool]]:
+    """The index rows of the window (by `at`) and agent filter, optionally of `kinds` only."""
+    e = stat_events.c
+    where: list[sa.ColumnElement[bool]] = []
+    if kinds is not None:
+        where.append(e.kind.in_(kinds))
+    if since is not None:
+        where.append(e.at >= since)
+    if until is not None:
+        where.append(e.at < until)
+    if agent_id is not None:
+        handled = sa.select(conversation_agents.c.conversation_id).where(conversation_agents.c.agent_id == agent_id)
+        where.append(e.conversation_id.in_(handled))
+        where.append(sa.or_(e.kind.not_in(sorted(ATTRIBUTED)), e.agent_id == agent_id))
+    return where
+
+
+def _add_counts(
+    conn: sa.Connection, acc: _Accumulator, where: list[sa.ColumnElement[bool]], until: datetime | None
+) -> None:
+    """Every count, and the open intervals, grouped by kind, day and agent."""
+    e = stat_events.c
+    ends_later = e.end_at.is_(None) if until is None else sa.or_(e.end_at.is_(None), e.end_at >= until)
+    open_at_end = sa.func.sum(sa.case((ends_later, 1), else_=0))
+    open_on_day = sa.func.sum(sa.case((sa.or_(e.past_day, ends_later), 1), else_=0))
+    query = (
+        sa.select(e.kind, e.day, e.agent_id, sa.func.count(), open_at_end, open_on_day)
+        .where(*where)
+        .group_by(e.kind, e.day, e.agent_id)
+    )
+    for kind, day, agent, n, n_open, n_open_day in conn.execute(query):
+        attributed = kind in ATTRIBUTED and agent is not None
+        if kind in OPEN:
+            what = OPEN[kind]
+            tallies = [acc.total, *([acc._agent(agent)] if attributed and n_open else [])]
+            for t in tallies:
+                t.open[what] = t.open.get(what, 0) + int(n_open)
+            if n_open_day:
+                day_tally = acc._on(day)
+                day_tally.open[what] = day_tally.open.get(what, 0) + int(n_open_day)
+            continue
+        for t in (acc.total, acc._on(day), *([acc._agent(agent)] if attributed else [])):
+            if kind in COUNTS:
+                setattr(t, COUNTS[kind], getattr(t, COUNTS[kind]) + n)
+            elif kind.startswith(MESSAGE_PREFIX):
+                entry_kind = EntryKind(kind.removeprefix(MESSAGE_PREFIX))
+                t.messages[entry_kind] = t.messages.get(entry_kind, 0) + n
+            # Completed durations: counted with their percentiles (_add_durations).
+
+
+def _add_durations(conn: sa.Connection, acc: _Accumulator, where: list[sa.ColumnElement[bool]]) -> None:
+    """The count, median and p90 of each completed duration in the totals, per day and per agent."""
+    e = stat_events.c
+    groups: dict[tuple[str, str, Any], tuple[int, float | None, float | None]] = {}
+    if conn.dialect.name == "postgresql":
+        quantiles = sa.func.percentile_cont(sa.literal_column("ARRAY[0.5, 0.9]::float8[]")).within_group(e.value)
+        query = (
+            sa.select(
+                e.kind,
+                e.day,
+                e.agent_id,
+                sa.func.grouping(e.day),
+                sa.func.grouping(e.agent_id),
+                sa.func.count(),
+                quantiles,
+            )
+            .where(*where)
+            .group_by(sa.func.grouping_sets(sa.tuple_(e.kind), sa.tuple_(e.kind, e.day), sa.tuple_(e.kind, e.agent_id)))
+        )
+        for kind, day, agent, no_day, no_agent, n, (median, p90) in conn.execute(query):
+            scope = "total" if no_day and no_agent else "day" if not no_day else "agent"
+            groups[(kind, scope, day if scope == "day" else agent)] = (n, median, p90)
+    else:
+        # SQLite has no percentile function: the durations alone, in order, and the same
+        # interpolation as the reference.
+        values: dict[tuple[str, str, Any], list[float]] = {}
+        for kind, day, agent, value in conn.execute(sa.select(e.kind, e.day, e.agent_id, e.value).where(*where)):
+            for key in ((kind, "total", None), (kind, "day", day), (kind, "agent", agent)):
+                values.setdefault(key, []).append(value)
+        for key, done in values.items():
+            groups[key] = (len(done), percentile(done, 0.5), percentile(done, 0.9))
+    for (kind, scope, key), summary in groups.items():
+        if scope == "total":
+            acc.total.summarised[kind] = summary
+        elif scope == "day":
+            acc._on(key).summarised[kind] = summary
+        elif key is not None:
+            acc._agent(key).summarised[kind] = summary
+
+
+def _add_ratings(
+    conn: sa.Connection, acc: _Accumulator, since: datetime | None, until: datetime | None, agent_id: str | None
+) -> None:
+    """The ratings of the window, grouped by day, agent and score."""
+    r = ratings.c
+    day = sa.cast(r.at, sa.Date) if conn.dialect.name == "postgresql" else sa.func.date(r.at)
+    query = sa.select(day, r.agent_id, r.score, sa.func.count()).group_by(day, r.agent_id, r.score)
+    if agent_id is not None:
+        query = query.where(r.agent_id == agent_id)
+    if since is not None:
+        query = query.where(r.at >= since)
+    if until is not None:
+        query = query.where(r.at < until)
+    for rated_day, agent, score, n in conn.execute(query):
+        rated_day = rated_day if isinstance(rated_day, date) else date.fromisoformat(rated_day)
+        for t in (acc.total, acc._on(rated_day), *([acc._agent(agent)] if agent is not None else [])):
+            t.ratings.extend([score] * n)
+
+
+def _add_names(conn: sa.Connection, acc: _Accumulator, until: datetime | None) -> None:
+    """Each counted agent's latest name recorded before `until`: on a fact or a rating, the
+    rating winning a tie (the reference reads the ratings last)."""
+    f, r = facts.c, ratings.c
+    for agent in acc.agents:
+        candidates: list[tuple[datetime, int, str]] = []
+        for rank, (column_at, query) in enumerate(
+            [
+                (
+                    f.at,
+                    sa.select(f.at, f.agent_name)
+                    .where(f.agent_id == agent)
+                    .order_by(f.at.desc(), f.conversation_id.desc(), f.number.desc()),
+                ),
+                (r.at, sa.select(r.at, r.agent_name).where(r.agent_id == agent).order_by(r.at.desc())),
+            ]
+        ):
+            query = query.where(column_at < until) if until is not None else query
+            query = query.where(sa.func.coalesce(query.selected_columns[1], "") != "").limit(1)
+            row = conn.execute(query).first()
+            if row is not None:
+                candidates.append((row[0], rank, row[1]))
+        if candidates:
+            at, _, name = max(candidates)
+            acc.names[agent] = (at, name)

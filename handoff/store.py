@@ -74,6 +74,10 @@ conversations = sa.Table(
     sa.Column("assigned_at", UTCDateTime),
     sa.Column("closed_at", UTCDateTime),
     sa.Column("last_fact", sa.Integer, nullable=False),
+    # The live columns and the history's filters, newest first, at a million conversations.
+    sa.Index("ix_conversations_status_waiting", "status", "waiting_since", "id"),
+    sa.Index("ix_conversations_status_started", "status", "started_at", "id"),
+    sa.Index("ix_conversations_outcome_started", "outcome", "started_at", "id"),
 )
 
 facts = sa.Table(
@@ -92,6 +96,8 @@ facts = sa.Table(
     sa.Column("agent_name", sa.String(200)),
     sa.Column("outcome", sa.String(20)),
     sa.Index("ix_facts_conversation", "conversation_id", "number"),
+    # The latest name of an agent (statistics).
+    sa.Index("ix_facts_agent_at", "agent_id", "at"),
 )
 
 idempotent_requests = sa.Table(
@@ -193,10 +199,38 @@ leases = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=False),
 )
 
+# --- The statistics index (handoff/stat_events.py): each conversation's facts as the rows the
+# statistics add up, rewritten with the conversation's facts in `Store._write`.
+
+stat_events = sa.Table(
+    "stat_events",
+    metadata,
+    sa.Column("conversation_id", sa.String(100), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(30), nullable=False),
+    # When it counts (for an interval that may be open: when it started), and that UTC day.
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("agent_id", sa.String(200)),
+    sa.Column("value", sa.Float),  # a completed duration, in seconds
+    sa.Column("end_at", UTCDateTime),  # an interval's end (None: still open)
+    sa.Column("past_day", sa.Boolean),  # the interval was unfinished at the end of its start day
+    sa.Index("ix_stat_events_at", "at"),
+)
+
+conversation_agents = sa.Table(
+    "conversation_agents",
+    metadata,
+    # Who took over (or was transferred) each conversation: the agent filter of /stats and history.
+    sa.Column("agent_id", sa.String(200), primary_key=True),
+    sa.Column("conversation_id", sa.String(100), primary_key=True),
+)
+
 PUSH_CHANNEL = "handoff_events"
 """The PostgreSQL NOTIFY channel a committed event wakes the API processes' listeners on."""
 
 _EVENTS_LOCK = 0x48616E646F6666  # "Handoff": the advisory lock that orders event ids by commit
+_STATS_LOCK_SPACE = 0x48535458  # "HSTX": the two-key advisory locks of one conversation's statistics rows
 
 
 def _fact_row(fact: Fact) -> dict[str, Any]:
@@ -361,6 +395,8 @@ class Store:
                 result = conn.execute(stmt.returning(facts.c.key), [_fact_row(f) for f in new_facts])
                 inserted_keys = result.scalars().all()
                 inserted = len(inserted_keys)
+            if inserted:
+                self._index_stats(conn, {f.conversation_id for f in new_facts if f.key in set(inserted_keys)})
             if summary is not None:
                 row = _summary_row(summary)
                 stmt = self._insert(conversations).values(row)
@@ -376,6 +412,35 @@ class Store:
                 new = set(inserted_keys)
                 self._publish(conn, new_facts[0].conversation_id, [f for f in new_facts if f.key in new])
             return inserted
+
+    def _index_stats(self, conn: sa.Connection, conversation_ids: set[str]) -> None:
+        """Rewrite the statistics rows of these conversations from their facts as now recorded
+        (handoff/stat_events.py), in the transaction that inserted some of their facts.
+
+        On PostgreSQL a per-conversation advisory lock, taken after the facts are inserted and
+        held to the commit, puts concurrent writers of one conversation in turn; each statement
+        then reads the facts the previous writer committed. SQLite has a single writer."""
+        from handoff.stat_events import db_rows, fact_row
+
+        for conversation_id in sorted(conversation_ids):
+            if self.engine.dialect.name == "postgresql":
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:space, hashtext(:id))"),
+                    {"space": _STATS_LOCK_SPACE, "id": conversation_id},
+                )
+            f = facts.c
+            rows = conn.execute(
+                sa.select(f.number, f.kind, f.at, f.entry_kind, f.agent_id, f.outcome).where(
+                    f.conversation_id == conversation_id, f.kind != FactKind.NOTE.value
+                )
+            )
+            new_events, new_agents = db_rows(conversation_id, [fact_row(*r) for r in rows])
+            conn.execute(sa.delete(stat_events).where(stat_events.c.conversation_id == conversation_id))
+            if new_events:
+                conn.execute(sa.insert(stat_events), new_events)
+            if new_agents:
+                stmt = self._insert(conversation_agents).on_conflict_do_nothing()
+                conn.execute(stmt, new_agents)
 
     def add_rating(self, rating: Rating) -> bool:
         """Keep the conversation's rating; False if it already has one (nothing changes)."""
