@@ -152,6 +152,11 @@ def main(argv: list[str] | None = None) -> None:
 
         assist.main(argv[1:])
         return
+    if argv[:1] == ["stats"]:  # the statistics and UI reads at a million conversations: PostgreSQL only
+        from bench import stats
+
+        stats.main(argv[1:])
+        return
     args = parse(argv)
     plan = QUICK if args.quick else FULL
     if args.memory_levels:

@@ -83,7 +83,7 @@ from pydantic import Field
 
 from handoff.models import EntryKind, FactKind, Model, Outcome
 from handoff.stat_events import ATTRIBUTED, COUNTS, DONE, MESSAGE_PREFIX, OPEN
-from handoff.store import Store, conversation_agents, facts, ratings, stat_events
+from handoff.store import Store, UTCDateTime, conversation_agents, facts, ratings, stat_events
 
 # --- The result: what the /stats endpoint returns and the CLI prints.
 
@@ -656,6 +656,8 @@ def compute_stats(
         if conn.dialect.name == "postgresql":
             # One snapshot for the queries below, so that the figures agree with each other.
             conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+            # Grouping and percentiles in memory, not in temporary files (the default is 4 MB).
+            conn.execute(sa.text("SET LOCAL work_mem = '64MB'"))
         _add_counts(conn, acc, _where(since, until, agent_id), until)
         _add_durations(conn, acc, _where(since, until, agent_id, DONE))
         _add_ratings(conn, acc, since, until, agent_id)
@@ -685,29 +687,42 @@ def _where(
 def _add_counts(
     conn: sa.Connection, acc: _Accumulator, where: list[sa.ColumnElement[bool]], until: datetime | None
 ) -> None:
-    """Every count, and the open intervals, grouped by kind, day and agent."""
+    """Every count, and the open intervals: grouped by kind and day (the days, and the totals as
+    their sum), and by kind and agent (the agents). PostgreSQL does both in one scan."""
     e = stat_events.c
     ends_later = e.end_at.is_(None) if until is None else sa.or_(e.end_at.is_(None), e.end_at >= until)
-    open_at_end = sa.func.sum(sa.case((ends_later, 1), else_=0))
-    open_on_day = sa.func.sum(sa.case((sa.or_(e.past_day, ends_later), 1), else_=0))
-    query = (
-        sa.select(e.kind, e.day, e.agent_id, sa.func.count(), open_at_end, open_on_day)
-        .where(*where)
-        .group_by(e.kind, e.day, e.agent_id)
+    figures = (
+        sa.func.count(),
+        sa.func.sum(sa.case((ends_later, 1), else_=0)),
+        sa.func.sum(sa.case((sa.or_(e.past_day, ends_later), 1), else_=0)),
     )
-    for kind, day, agent, n, n_open, n_open_day in conn.execute(query):
-        attributed = kind in ATTRIBUTED and agent is not None
-        if kind in OPEN:
-            what = OPEN[kind]
-            tallies = [acc.total, *([acc._agent(agent)] if attributed and n_open else [])]
-            for t in tallies:
-                t.open[what] = t.open.get(what, 0) + int(n_open)
-            if n_open_day:
-                day_tally = acc._on(day)
-                day_tally.open[what] = day_tally.open.get(what, 0) + int(n_open_day)
-            continue
-        for t in (acc.total, acc._on(day), *([acc._agent(agent)] if attributed else [])):
-            if kind in COUNTS:
+    if conn.dialect.name == "postgresql":
+        query = (
+            sa.select(e.kind, e.day, e.agent_id, sa.func.grouping(e.day), *figures)
+            .where(*where)
+            .group_by(sa.func.grouping_sets(sa.tuple_(e.kind, e.day), sa.tuple_(e.kind, e.agent_id)))
+        )
+        rows = [(kind, day, agent, bool(by_agent), *n) for kind, day, agent, by_agent, *n in conn.execute(query)]
+    else:
+        by_day = sa.select(e.kind, e.day, sa.null(), sa.false(), *figures).where(*where).group_by(e.kind, e.day)
+        by_agent = sa.select(e.kind, sa.null(), e.agent_id, sa.true(), *figures).where(*where)
+        by_agent = by_agent.where(e.kind.in_(sorted(ATTRIBUTED)), e.agent_id.is_not(None)).group_by(e.kind, e.agent_id)
+        rows = [(*r[:3], bool(r[3]), *r[4:]) for q in (by_day, by_agent) for r in conn.execute(q)]
+    for kind, day, agent, by_agent, n, n_open, n_open_day in rows:
+        if by_agent:
+            if kind not in ATTRIBUTED or agent is None:
+                continue
+            tallies = [acc._agent(agent)] if kind not in OPEN or n_open else []
+        else:
+            tallies = [acc.total] if kind in OPEN and not n_open_day else [acc.total, acc._on(day)]
+        for t in tallies:
+            if kind in OPEN:
+                what = OPEN[kind]
+                # The totals and agents count what is open at the end of the window; a day, what
+                # was still open at the end of that day.
+                opened = n_open_day if t is not acc.total and not by_agent else n_open
+                t.open[what] = t.open.get(what, 0) + int(opened)
+            elif kind in COUNTS:
                 setattr(t, COUNTS[kind], getattr(t, COUNTS[kind]) + n)
             elif kind.startswith(MESSAGE_PREFIX):
                 entry_kind = EntryKind(kind.removeprefix(MESSAGE_PREFIX))
@@ -776,26 +791,36 @@ def _add_ratings(
 
 def _add_names(conn: sa.Connection, acc: _Accumulator, until: datetime | None) -> None:
     """Each counted agent's latest name recorded before `until`: on a fact or a rating, the
-    rating winning a tie (the reference reads the ratings last)."""
-    f, r = facts.c, ratings.c
-    for agent in acc.agents:
-        candidates: list[tuple[datetime, int, str]] = []
-        for rank, (column_at, query) in enumerate(
-            [
-                (
-                    f.at,
-                    sa.select(f.at, f.agent_name)
-                    .where(f.agent_id == agent)
-                    .order_by(f.at.desc(), f.conversation_id.desc(), f.number.desc()),
-                ),
-                (r.at, sa.select(r.at, r.agent_name).where(r.agent_id == agent).order_by(r.at.desc())),
-            ]
-        ):
-            query = query.where(column_at < until) if until is not None else query
-            query = query.where(sa.func.coalesce(query.selected_columns[1], "") != "").limit(1)
-            row = conn.execute(query).first()
-            if row is not None:
-                candidates.append((row[0], rank, row[1]))
-        if candidates:
-            at, _, name = max(candidates)
-            acc.names[agent] = (at, name)
+    rating winning a tie (the reference reads the ratings last). One index probe per agent and
+    table (`ix_facts_agent_at`); on PostgreSQL all in one statement."""
+    agents = sorted(acc.agents)
+    if not agents:
+        return
+    before = "" if until is None else "AND t.at < :until"
+    found: dict[str, list[tuple[datetime, int, str]]] = {}
+    for rank, (table, order) in enumerate(
+        [("facts", "t.at DESC, t.conversation_id DESC, t.number DESC"), ("ratings", "t.at DESC")]
+    ):
+        latest = (
+            f"SELECT t.at, t.agent_name FROM {table} AS t WHERE t.agent_id = {{agent}} {before} "
+            f"AND COALESCE(t.agent_name, '') <> '' ORDER BY {order} LIMIT 1"
+        )
+        params: dict[str, Any] = {} if until is None else {"until": until}
+        typed = [sa.bindparam("until", type_=UTCDateTime)] if until is not None else []
+        results: list[tuple[Any, ...]]
+        if conn.dialect.name == "postgresql":
+            lateral = sa.text(
+                f"SELECT a.agent_id, l.at, l.agent_name FROM unnest(CAST(:agents AS text[])) AS a(agent_id) "
+                f"CROSS JOIN LATERAL ({latest.format(agent='a.agent_id')}) AS l"
+            ).bindparams(*typed)
+            query = lateral.columns(agent_id=sa.String, at=UTCDateTime, agent_name=sa.String)
+            results = [tuple(row) for row in conn.execute(query, {**params, "agents": agents})]
+        else:
+            one = sa.text(latest.format(agent=":agent")).bindparams(*typed)
+            query = one.columns(at=UTCDateTime, agent_name=sa.String)
+            results = [(agent, *row) for agent in agents for row in conn.execute(query, {**params, "agent": agent})]
+        for agent, at, name in results:
+            found.setdefault(agent, []).append((at, rank, name))
+    for agent, candidates in found.items():
+        at, _, name = max(candidates)
+        acc.names[agent] = (at, name)

@@ -98,6 +98,8 @@ facts = sa.Table(
     sa.Index("ix_facts_conversation", "conversation_id", "number"),
     # The latest name of an agent (statistics).
     sa.Index("ix_facts_agent_at", "agent_id", "at"),
+    # A conversation's facts of one kind (the live columns' SLA breaches).
+    sa.Index("ix_facts_kind_conversation", "kind", "conversation_id"),
 )
 
 idempotent_requests = sa.Table(

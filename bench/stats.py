@@ -1,0 +1,448 @@
+"""`python -m bench stats`: the read paths of the agent UI at a million conversations (issue 12).
+
+Generates a support history into a private PostgreSQL schema with COPY (1,000,000 conversations,
+about 12 million facts over two years, 200 agents, the last 100,000 conversations still open:
+waiting or held), then times the route functions the API serves them with, against the issue's
+targets: `/stats` for all time (< 1 s), one agent over one week (< 100 ms), the Conversations
+history's first page under several filters (< 50 ms), the live columns (< 50 ms). The baseline is
+the reference computation (`compute_stats_reference`, today's definitions in code) on one week of
+everything, which both paths must agree on. The schema is dropped afterwards.
+
+The history is made of plain rows (facts, the conversations table, ratings) written the way the
+store writes them; the statistics index is derived from the facts by the store's own function
+(`handoff.stat_events.db_rows`), so it is the index the store would hold. `--conversations N`
+makes a smaller history for trying. Asserts nothing; prints the table and writes bench/stats.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, TypeVar, cast
+
+import sqlalchemy as sa
+
+from handoff.api.deps import Services
+from handoff.api.routes.history import history, stats
+from handoff.api.routes.live import live_mine, live_waiting
+from handoff.models import Agent, EntryKind, FactKind, Outcome, Status
+from handoff.stat_events import FactRow, db_rows
+from handoff.stats import compute_stats, compute_stats_reference
+from handoff.store import Store, conversation_agents, conversations, facts, ratings, stat_events
+
+REPORT = Path(__file__).with_name("stats.md")
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+END = datetime(2026, 11, 30, tzinfo=UTC)
+YEARS = 2
+AGENTS = [Agent(id=f"agent-{n:03}", name=f"Agent {n:03}") for n in range(1, 201)]
+CHUNK = 20_000  # conversations per COPY round
+
+T = TypeVar("T")
+
+
+# --- The history.
+
+
+@dataclass
+class Generated:
+    conversations: int = 0
+    facts: int = 0
+    index_rows: int = 0
+    ratings: int = 0
+    open: int = 0
+
+
+def _text(value: Any) -> str:
+    """One value in COPY's text format (no value here holds a tab, newline or backslash)."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return str(value.astimezone(UTC).replace(tzinfo=None))
+    return str(value)
+
+
+def _line(values: tuple[Any, ...] | list[Any]) -> str:
+    return "\t".join(_text(v) for v in values) + "\n"
+
+
+class History:
+    """One conversation at a time, as the rows the store would hold."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def conversation(
+        self, cid: str, start: datetime, open_: bool
+    ) -> tuple[list[tuple[Any, ...]], tuple[Any, ...], tuple[Any, ...] | None]:
+        """(fact rows, conversation row, rating row or None)."""
+        rng = self.rng
+        rows: list[tuple[Any, ...]] = []
+        seq = 0
+        t = start
+
+        def fact(
+            kind: FactKind, entry: EntryKind | None = None, agent: Agent | None = None, outcome: Outcome | None = None
+        ) -> None:
+            nonlocal seq
+            number = len(rows) + 1
+            entry_seq = None
+            if entry is not None:
+                seq += 1
+                entry_seq = seq
+            rows.append(
+                (
+                    f"{cid}:{number}",
+                    cid,
+                    number,
+                    kind.value,
+                    t,
+                    entry_seq,
+                    entry.value if entry else None,
+                    (agent.name if agent else entry.value) if entry else None,
+                    f"message {entry_seq}" if entry else None,
+                    agent.id if agent else None,
+                    agent.name if agent else None,
+                    outcome.value if outcome else None,
+                )
+            )
+
+        def later(low: float, high: float) -> None:
+            nonlocal t
+            t += timedelta(seconds=rng.uniform(low, high))
+
+        fact(FactKind.STARTED)
+        fact(FactKind.MESSAGE, EntryKind.CUSTOMER)
+        later(1, 5)
+        fact(FactKind.MESSAGE, EntryKind.BOT)
+        status, holder, outcome, closer, waiting_since, assigned_at, closed_at = (
+            Status.BOT,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
+        rating = None
+        if rng.random() < 0.55 and not open_:
+            for _ in range(rng.randint(0, 3)):
+                later(20, 300)
+                fact(FactKind.MESSAGE, EntryKind.CUSTOMER)
+                later(1, 5)
+                fact(FactKind.MESSAGE, EntryKind.BOT)
+            later(3600, 3600)  # the bot idle-close timer
+            fact(FactKind.CLOSED, outcome=Outcome.INACTIVE)
+            status, outcome, closed_at = Status.CLOSED, Outcome.INACTIVE, t
+        else:
+            later(10, 120)
+            fact(FactKind.HUMAN_REQUESTED)
+            status, waiting_since = Status.WAITING, t
+            wait = rng.expovariate(1 / 240)
+            if wait > 120:
+                t_request = t
+                t += timedelta(seconds=120)
+                fact(FactKind.WAITING_SLA_BREACHED)
+                t = t_request
+            if open_ and rng.random() < 0.6:
+                pass  # still waiting
+            else:
+                t += timedelta(seconds=wait)
+                agent = rng.choice(AGENTS)
+                fact(FactKind.TAKEN_OVER, agent=agent)
+                status, holder, waiting_since, assigned_at = Status.HUMAN, agent, None, t
+                if rng.random() < 0.05 and not open_:
+                    later(30, 300)
+                    other = rng.choice(AGENTS)
+                    if other != agent:
+                        fact(FactKind.TRANSFERRED, agent=other)
+                        holder, agent, assigned_at = other, other, t
+                for _ in range(rng.randint(1, 3) if not open_ else rng.randint(0, 1)):
+                    later(20, 400)
+                    fact(FactKind.MESSAGE, EntryKind.AGENT, agent=agent)
+                    later(30, 300)
+                    fact(FactKind.MESSAGE, EntryKind.CUSTOMER)
+                if not open_:
+                    later(30, 600)
+                    outcome = Outcome.RESOLVED if rng.random() < 0.7 else Outcome.NOT_RESOLVED
+                    fact(FactKind.CLOSED, agent=agent, outcome=outcome)
+                    status, closer, holder, closed_at = Status.CLOSED, agent, None, t
+                    if rng.random() < 0.3:
+                        rating = (cid, rng.randint(1, 5), None, t + timedelta(minutes=5), agent.id, agent.name)
+        conversation = (
+            cid,
+            f"customer-{cid}",
+            status.value,
+            holder.id if holder else None,
+            holder.name if holder else None,
+            outcome.value if outcome else None,
+            closer.id if closer else None,
+            closer.name if closer else None,
+            start,
+            t,
+            waiting_since,
+            assigned_at,
+            closed_at,
+            len(rows),
+        )
+        return rows, conversation, rating
+
+
+def _fact_row(row: tuple[Any, ...]) -> FactRow:
+    _, _, number, kind, at, _, entry_kind, _, _, agent_id, _, outcome = row
+    return FactRow(
+        number=number,
+        kind=FactKind(kind),
+        at=at,
+        entry_kind=EntryKind(entry_kind) if entry_kind else None,
+        agent_id=agent_id,
+        outcome=Outcome(outcome) if outcome else None,
+    )
+
+
+FACT_COLUMNS = [c.name for c in facts.c]
+CONVERSATION_COLUMNS = [
+    "id", "customer_id", "status", "agent_id", "agent_name", "outcome", "closed_by_id", "closed_by_name",
+    "started_at", "updated_at", "waiting_since", "assigned_at", "closed_at", "last_fact",
+]  # fmt: skip
+RATING_COLUMNS = ["conversation_id", "score", "comment", "at", "agent_id", "agent_name"]
+INDEX_COLUMNS = [c.name for c in stat_events.c]
+
+
+def generate(store: Store, total: int, open_total: int, progress: Callable[[str], None]) -> Generated:
+    """The history, COPYed a chunk at a time, secondary indexes built afterwards."""
+    rng = random.Random(12)
+    history_ = History(rng)
+    span = timedelta(days=365 * YEARS)
+    first = END - span
+    done = Generated(open=open_total)
+    secondary = [i for t in (facts, conversations, stat_events, ratings) for i in t.indexes]
+    with store.engine.begin() as conn:
+        for index in secondary:
+            index.drop(conn)
+    raw = store.engine.raw_connection()
+    try:
+        driver = raw.driver_connection
+        assert driver is not None
+        for chunk_start in range(0, total, CHUNK):
+            buffers = {
+                name: io.StringIO()
+                for name in ("facts", "conversations", "stat_events", "conversation_agents", "ratings")
+            }
+            for n in range(chunk_start, min(total, chunk_start + CHUNK)):
+                cid = f"c{n:07}"
+                start = first + span * (n / total) + timedelta(seconds=rng.uniform(0, 60))
+                rows, conversation, rating = history_.conversation(cid, start, open_=n >= total - open_total)
+                buffers["facts"].writelines(_line(r) for r in rows)
+                buffers["conversations"].write(_line(conversation))
+                index_rows, handlers = db_rows(cid, [_fact_row(r) for r in rows if r[3] != FactKind.NOTE.value])
+                buffers["stat_events"].writelines(_line([r[c] for c in INDEX_COLUMNS]) for r in index_rows)
+                buffers["conversation_agents"].writelines(
+                    _line((h["agent_id"], h["conversation_id"])) for h in handlers
+                )
+                if rating is not None:
+                    buffers["ratings"].write(_line(rating))
+                    done.ratings += 1
+                done.conversations += 1
+                done.facts += len(rows)
+                done.index_rows += len(index_rows)
+            columns = {
+                "facts": FACT_COLUMNS,
+                "conversations": CONVERSATION_COLUMNS,
+                "stat_events": INDEX_COLUMNS,
+                "conversation_agents": ["agent_id", "conversation_id"],
+                "ratings": RATING_COLUMNS,
+            }
+            with driver.cursor() as cur:
+                for name, buffer in buffers.items():
+                    with cur.copy(f"COPY {name} ({', '.join(columns[name])}) FROM STDIN") as copy:
+                        copy.write(buffer.getvalue())
+            driver.commit()
+            progress(f"{done.conversations:,} conversations, {done.facts:,} facts")
+    finally:
+        raw.close()
+    progress("building the indexes")
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("SET LOCAL maintenance_work_mem = '256MB'"))
+        for index in secondary:
+            index.create(conn)
+    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE"))
+    return done
+
+
+# --- Timing.
+
+
+@dataclass
+class Figure:
+    what: str
+    target_ms: float | None
+    times_ms: list[float]
+    note: str = ""
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.times_ms)
+
+    def row(self) -> str:
+        target = f"< {self.target_ms:g} ms" if self.target_ms is not None else ""
+        verdict = "" if self.target_ms is None else ("met" if self.median_ms < self.target_ms else "**missed**")
+        return f"| {self.what} | {self.median_ms:,.1f} ms | {max(self.times_ms):,.1f} ms | {target} | {verdict} | {self.note} |"
+
+
+def timed(call: Callable[[], Awaitable[T]], repeat: int) -> tuple[list[float], T]:
+    """Milliseconds of each of `repeat` calls after one warm-up call, and the last result."""
+
+    async def run() -> tuple[list[float], T]:
+        result = await call()
+        times = []
+        for _ in range(repeat):
+            began = time.perf_counter()
+            result = await call()
+            times.append((time.perf_counter() - began) * 1000)
+        return times, result
+
+    return asyncio.run(run())
+
+
+def measure(store: Store, open_total: int) -> list[Figure]:
+    s = cast(Services, SimpleNamespace(db=store))
+    caller = AGENTS[0]
+    figures: list[Figure] = []
+    times, everything = timed(lambda: stats(caller, s), 5)
+    figures.append(
+        Figure("/stats, all time", 1000, times, f"{everything.totals.conversations_started:,} conversations")
+    )
+
+    week_times: list[float] = []
+    weeks = [END - timedelta(days=7 * k) for k in (1, 10, 52, 90)]
+    for k, week_end in enumerate(weeks):
+        agent = AGENTS[(k * 37) % len(AGENTS)]
+        week_start = datetime.combine(week_end.date() - timedelta(days=7), datetime.min.time(), UTC)
+        more, _ = timed(
+            lambda: stats(caller, s, since=week_start, until=week_start + timedelta(days=7), agent=agent.id), 5
+        )
+        week_times.extend(more)
+    figures.append(Figure("/stats, one agent, one week", 100, week_times, "4 agents x 4 weeks"))
+
+    filters: list[tuple[str, dict[str, Any]]] = [
+        ("no filter", {}),
+        ("status=closed", {"status_": Status.CLOSED}),
+        ("status=waiting", {"status_": Status.WAITING}),
+        ("outcome=not_resolved", {"outcome": Outcome.NOT_RESOLVED}),
+        ("agent", {"agent": AGENTS[5].id}),
+        ("agent + outcome=resolved", {"agent": AGENTS[6].id, "outcome": Outcome.RESOLVED}),
+        ("since/until: one month a year ago", {"since": END - timedelta(days=365), "until": END - timedelta(days=335)}),
+    ]
+    for name, kwargs in filters:
+        times, page = timed(lambda: history(caller, s, **kwargs), 7)
+        figures.append(Figure(f"history first page, {name}", 50, times, f"{len(page.conversations)} rows"))
+
+    times, waiting = timed(lambda: live_waiting(caller, s), 7)
+    figures.append(
+        Figure("live: Waiting column", 50, times, f"{len(waiting.conversations)} shown of {open_total:,} open")
+    )
+    mine_times: list[float] = []
+    for agent in AGENTS[:5]:
+        more, mine = timed(lambda: live_mine(agent, s), 3)
+        mine_times.extend(more)
+    figures.append(Figure("live: My conversations", 50, mine_times, f"5 agents, e.g. {len(mine.conversations)} held"))
+    return figures
+
+
+def baseline(store: Store) -> tuple[Figure, Figure, bool]:
+    """The reference and the index on the same week of everything, and whether they agree."""
+    since = datetime.combine((END - timedelta(days=30)).date(), datetime.min.time(), UTC)
+    until = since + timedelta(days=7)
+    began = time.perf_counter()
+    reference = compute_stats_reference(store, since=since, until=until)
+    reference_ms = (time.perf_counter() - began) * 1000
+    times = []
+    for _ in range(3):
+        began = time.perf_counter()
+        fast = compute_stats(store, since=since, until=until)
+        times.append((time.perf_counter() - began) * 1000)
+    n = reference.totals.conversations_started
+    return (
+        Figure("reference computation, one week, all agents (baseline)", None, [reference_ms], f"{n:,} started"),
+        Figure("/stats path, the same week", None, times, f"{reference_ms / statistics.median(times):,.0f}x faster"),
+        fast == reference,
+    )
+
+
+# --- The run.
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench stats", description=__doc__.split("\n\n")[0] if __doc__ else ""
+    )
+    parser.add_argument("--conversations", type=int, default=1_000_000, help="how many (default 1,000,000)")
+    parser.add_argument(
+        "--open", type=int, default=None, help="of which still open (default 100,000, or 10%% when fewer)"
+    )
+    parser.add_argument("--database-url", default=DEFAULT_URL, help=f"a PostgreSQL database (default {DEFAULT_URL})")
+    parser.add_argument("--output", type=Path, default=REPORT)
+    parser.add_argument("--keep", action="store_true", help="keep the generated schema (it is printed) to look into")
+    args = parser.parse_args(argv)
+    total: int = args.conversations
+    open_total: int = args.open if args.open is not None else min(100_000, total // 10)
+
+    def log(message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+    schema = f"bench_stats_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(args.database_url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    url = sa.engine.make_url(args.database_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    store = Store(url.render_as_string(hide_password=False))
+    try:
+        began = time.perf_counter()
+        generated = generate(store, total, open_total, log)
+        generation_s = time.perf_counter() - began
+        log(f"generated in {generation_s:,.0f} s; measuring")
+        figures = measure(store, open_total)
+        reference, fast, agree = baseline(store)
+        figures += [reference, fast]
+    finally:
+        store.close()
+        if args.keep:
+            log(f"kept the schema {schema}")
+        else:
+            with admin.begin() as conn:
+                conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+    text = report(generated, generation_s, figures, agree)
+    args.output.write_text(text)
+    print(text)
+    log(f"wrote {args.output}")
+
+
+def report(generated: Generated, generation_s: float, figures: list[Figure], agree: bool) -> str:
+    lines = [
+        f"PostgreSQL, {generated.conversations:,} conversations ({generated.open:,} open), {generated.facts:,} facts, "
+        f"{generated.index_rows:,} statistics index rows, {generated.ratings:,} ratings, over {YEARS} years, "
+        f"{len(AGENTS)} agents; generated and indexed in {generation_s:,.0f} s. "
+        f"Median (and worst) of the timed calls after a warm-up, through the API's route functions.",
+        "",
+        "| What | Median | Worst | Target | | Notes |",
+        "|---|---:|---:|---|---|---|",
+        *(f.row() for f in figures),
+        "",
+        f"The index path and the reference agree on the baseline week: {'yes' if agree else '**NO**'}.",
+        "",
+    ]
+    return "\n".join(lines)
