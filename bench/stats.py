@@ -130,7 +130,7 @@ class History:
         )
         rating = None
         if rng.random() < 0.55 and not open_:
-            for _ in range(rng.randint(0, 3)):
+            for _ in range(rng.randint(1, 4)):
                 later(20, 300)
                 fact(FactKind.MESSAGE, EntryKind.CUSTOMER)
                 later(1, 5)
@@ -161,7 +161,7 @@ class History:
                     if other != agent:
                         fact(FactKind.TRANSFERRED, agent=other)
                         holder, agent, assigned_at = other, other, t
-                for _ in range(rng.randint(1, 3) if not open_ else rng.randint(0, 1)):
+                for _ in range(rng.randint(2, 4) if not open_ else rng.randint(0, 1)):
                     later(20, 400)
                     fact(FactKind.MESSAGE, EntryKind.AGENT, agent=agent)
                     later(30, 300)
