@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
-import multiprocessing
 import random
 import statistics
 import time
@@ -46,7 +44,7 @@ DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 END = datetime(2026, 11, 30, tzinfo=UTC)
 YEARS = 2
 AGENTS = [Agent(id=f"agent-{n:03}", name=f"Agent {n:03}") for n in range(1, 201)]
-CHUNK = 20_000  # conversations per COPY round
+CHUNK = 100_000  # conversations stamped out per transaction
 
 T = TypeVar("T")
 
@@ -73,8 +71,9 @@ def _line(values: tuple[Any, ...] | list[Any]) -> str:
 class History:
     """One conversation at a time, as the rows the store would hold."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, agents: list[Agent]) -> None:
         self.rng = rng
+        self.agents = agents
 
     def conversation(
         self, cid: str, start: datetime, open_: bool
@@ -152,12 +151,12 @@ class History:
                 pass  # still waiting
             else:
                 t += timedelta(seconds=wait)
-                agent = rng.choice(AGENTS)
+                agent = rng.choice(self.agents)
                 fact(FactKind.TAKEN_OVER, agent=agent)
                 status, holder, waiting_since, assigned_at = Status.HUMAN, agent, None, t
                 if rng.random() < 0.05 and not open_:
                     later(30, 300)
-                    other = rng.choice(AGENTS)
+                    other = rng.choice(self.agents)
                     if other != agent:
                         fact(FactKind.TRANSFERRED, agent=other)
                         holder, agent, assigned_at = other, other, t
@@ -204,78 +203,162 @@ def _fact_row(row: tuple[Any, ...]) -> FactRow:
     )
 
 
-FACT_COLUMNS = [c.name for c in facts.c]
-CONVERSATION_COLUMNS = [
-    "id", "customer_id", "status", "agent_id", "agent_name", "outcome", "closed_by_id", "closed_by_name",
-    "started_at", "updated_at", "waiting_since", "assigned_at", "closed_at", "last_fact",
-]  # fmt: skip
-RATING_COLUMNS = ["conversation_id", "score", "comment", "at", "agent_id", "agent_name"]
-INDEX_COLUMNS = [c.name for c in stat_events.c]
+# Templates: conversations played by History at a base time with three agent slots, with their
+# index rows made by the store's `db_rows`; PostgreSQL then stamps out every conversation from one
+# template, shifted to its start time (whole microseconds, so every duration is unchanged) and
+# with the slots given to real agents (distinct per conversation). The day and `past_day` of an
+# index row depend on the absolute time: they are recomputed there, by their definition.
+BASE = datetime(2000, 1, 1, tzinfo=UTC)
+SLOTS = [Agent(id=f"slot-{k}", name=f"Slot {k}") for k in range(3)]
+CLOSED_TEMPLATES, OPEN_TEMPLATES = 400, 100
 
 
-TABLES = {
-    "facts": FACT_COLUMNS,
-    "conversations": CONVERSATION_COLUMNS,
-    "stat_events": INDEX_COLUMNS,
-    "conversation_agents": ["agent_id", "conversation_id"],
-    "ratings": RATING_COLUMNS,
+def _us(at: datetime | None) -> int | None:
+    return None if at is None else (at - BASE) // timedelta(microseconds=1)
+
+
+def _slot(agent_id: str | None) -> int | None:
+    return None if agent_id is None else int(agent_id.removeprefix("slot-"))
+
+
+def templates() -> dict[str, list[tuple[Any, ...]]]:
+    """The template rows, per template table."""
+    rng = random.Random(12)
+    history_ = History(rng, SLOTS)
+    out: dict[str, list[tuple[Any, ...]]] = {name: [] for name in TEMPLATE_TABLES}
+    for t in range(CLOSED_TEMPLATES + OPEN_TEMPLATES):
+        start = BASE + timedelta(seconds=rng.uniform(0, 86400))
+        rows, conv, rating = history_.conversation(f"t{t}", start, open_=t >= CLOSED_TEMPLATES)
+        for _, _, number, kind, at, entry_seq, entry_kind, author, text, agent_id, _, outcome in rows:
+            out["tpl_facts"].append(
+                (
+                    t,
+                    number,
+                    kind,
+                    _us(at),
+                    entry_seq,
+                    entry_kind,
+                    author if agent_id is None else None,
+                    text,
+                    _slot(agent_id),
+                    outcome,
+                )
+            )
+        index_rows, handlers = db_rows(f"t{t}", [_fact_row(r) for r in rows])
+        for r in index_rows:
+            out["tpl_index"].append(
+                (t, r["seq"], r["kind"], _us(r["at"]), _slot(r["agent_id"]), r["value"], _us(r["end_at"]))
+            )
+        out["tpl_handlers"].extend((t, _slot(h["agent_id"])) for h in handlers)
+        _, _, status, holder, _, outcome, closer, _, started, updated, waiting, assigned, closed, last_fact = conv
+        out["tpl_conversations"].append(
+            (
+                t,
+                status,
+                _slot(holder),
+                outcome,
+                _slot(closer),
+                _us(started),
+                _us(updated),
+                _us(waiting),
+                _us(assigned),
+                _us(closed),
+                last_fact,
+            )
+        )
+        if rating is not None:
+            out["tpl_ratings"].append((t, rating[1], _us(rating[3]), _slot(rating[4])))
+    return out
+
+
+TEMPLATE_TABLES = {
+    "tpl_facts": "t int, number int, kind text, at_us bigint, entry_seq int, entry_kind text, author text, "
+    "body text, slot int, outcome text",
+    "tpl_index": "t int, seq int, kind text, at_us bigint, slot int, value float8, end_us bigint",
+    "tpl_handlers": "t int, slot int",
+    "tpl_conversations": "t int, status text, holder int, outcome text, closer int, started_us bigint, "
+    "updated_us bigint, waiting_us bigint, assigned_us bigint, closed_us bigint, last_fact int",
+    "tpl_ratings": "t int, score int, at_us bigint, slot int",
 }
 
+# The conversations n in [:lo, :hi), each with its id, template, start and agents.
+EXPAND = """
+WITH n AS (
+    SELECT n, 'c' || lpad(n::text, 7, '0') AS cid,
+        CASE WHEN n >= :total - :open THEN {closed} + n % {open_templates} ELSE (n * 7) % {closed} END AS t,
+        timestamp '{first}' + ((n::numeric * :span_us) / :total)::bigint * interval '1 microsecond'
+            - timestamp '2000-01-01' AS shift,
+        (n / {closed}) * 37 + n * 13 AS agents
+    FROM generate_series(:lo, :hi - 1) AS n
+)
+"""
 
-def _chunk(job: tuple[int, int, int, int]) -> tuple[dict[str, str], Generated]:
-    """Conversations [begin, end) of `total` as COPY text per table (in a worker process)."""
-    begin, end, total, open_total = job
-    rng = random.Random(begin)
-    history_ = History(rng)
-    span = timedelta(days=365 * YEARS)
-    first = END - span
-    buffers = {name: io.StringIO() for name in TABLES}
-    done = Generated()
-    for n in range(begin, end):
-        cid = f"c{n:07}"
-        start = first + span * (n / total) + timedelta(seconds=rng.uniform(0, 60))
-        rows, conversation, rating = history_.conversation(cid, start, open_=n >= total - open_total)
-        buffers["facts"].writelines(_line(r) for r in rows)
-        buffers["conversations"].write(_line(conversation))
-        index_rows, handlers = db_rows(cid, [_fact_row(r) for r in rows if r[3] != FactKind.NOTE.value])
-        buffers["stat_events"].writelines(_line([r[c] for c in INDEX_COLUMNS]) for r in index_rows)
-        buffers["conversation_agents"].writelines(_line((h["agent_id"], h["conversation_id"])) for h in handlers)
-        if rating is not None:
-            buffers["ratings"].write(_line(rating))
-            done.ratings += 1
-        done.conversations += 1
-        done.facts += len(rows)
-        done.index_rows += len(index_rows)
-    return {name: buffer.getvalue() for name, buffer in buffers.items()}, done
+
+def _agent_sql(slot: str, what: str) -> str:
+    """The agent a template's slot is in conversation n (ids distinct within a conversation)."""
+    index = f"lpad(((n.agents + {slot} * 101) % {len(AGENTS)} + 1)::text, 3, '0')"
+    prefix = "'agent-'" if what == "id" else "'Agent '"
+    return f"CASE WHEN {slot} IS NULL THEN NULL ELSE {prefix} || {index} END"
+
+
+def _at(column: str) -> str:
+    return f"timestamp '2000-01-01' + n.shift + {column} * interval '1 microsecond'"
+
+
+INSERTS = [
+    f"""INSERT INTO facts (key, conversation_id, number, kind, at, entry_seq, entry_kind, author, text, agent_id,
+        agent_name, outcome)
+    SELECT n.cid || ':' || f.number, n.cid, f.number, f.kind, {_at("f.at_us")}, f.entry_seq, f.entry_kind,
+        COALESCE(f.author, {_agent_sql("f.slot", "name")}), f.body, {_agent_sql("f.slot", "id")},
+        {_agent_sql("f.slot", "name")}, f.outcome
+    FROM n JOIN tpl_facts f ON f.t = n.t""",
+    f"""INSERT INTO stat_events (conversation_id, seq, kind, at, day, agent_id, value, end_at, past_day)
+    SELECT n.cid, i.seq, i.kind, {_at("i.at_us")}, ({_at("i.at_us")})::date, {_agent_sql("i.slot", "id")}, i.value,
+        {_at("i.end_us")},
+        CASE WHEN i.kind IN ('wait_open', 'first_response_open', 'handling_open')
+            THEN i.end_us IS NULL OR {_at("i.end_us")} >= ({_at("i.at_us")})::date + 1 END
+    FROM n JOIN tpl_index i ON i.t = n.t""",
+    f"""INSERT INTO conversation_agents (agent_id, conversation_id)
+    SELECT {_agent_sql("h.slot", "id")}, n.cid FROM n JOIN tpl_handlers h ON h.t = n.t""",
+    f"""INSERT INTO conversations (id, customer_id, status, agent_id, agent_name, outcome, closed_by_id, closed_by_name,
+        started_at, updated_at, waiting_since, assigned_at, closed_at, last_fact)
+    SELECT n.cid, 'customer-' || n.cid, c.status, {_agent_sql("c.holder", "id")}, {_agent_sql("c.holder", "name")},
+        c.outcome, {_agent_sql("c.closer", "id")}, {_agent_sql("c.closer", "name")}, {_at("c.started_us")},
+        {_at("c.updated_us")}, {_at("c.waiting_us")}, {_at("c.assigned_us")}, {_at("c.closed_us")}, c.last_fact
+    FROM n JOIN tpl_conversations c ON c.t = n.t""",
+    f"""INSERT INTO ratings (conversation_id, score, comment, at, agent_id, agent_name)
+    SELECT n.cid, r.score, NULL, {_at("r.at_us")}, {_agent_sql("r.slot", "id")}, {_agent_sql("r.slot", "name")}
+    FROM n JOIN tpl_ratings r ON r.t = n.t""",
+]
 
 
 def generate(store: Store, total: int, open_total: int, progress: Callable[[str], None]) -> Generated:
-    """The history, made by two worker processes a chunk at a time and COPYed as it comes;
-    the secondary indexes are built afterwards (faster than maintaining them row by row)."""
-    done = Generated(open=open_total)
+    """The history: templates COPYed into temporary tables, every conversation stamped out from
+    one of them by PostgreSQL, a chunk at a time; the secondary indexes built afterwards (faster
+    than maintaining them row by row), then VACUUM ANALYZE."""
     secondary = [i for t in (facts, conversations, stat_events, ratings) for i in t.indexes]
     with store.engine.begin() as conn:
         for index in secondary:
             index.drop(conn)
-    jobs = [(begin, min(total, begin + CHUNK), total, open_total) for begin in range(0, total, CHUNK)]
-    raw = store.engine.raw_connection()
-    try:
-        driver = raw.driver_connection
-        assert driver is not None
-        with multiprocessing.get_context("fork").Pool(2) as pool:
-            for texts, counted in pool.imap(_chunk, jobs):
-                with driver.cursor() as cur:
-                    for name, text in texts.items():
-                        with cur.copy(f"COPY {name} ({', '.join(TABLES[name])}) FROM STDIN") as copy:
-                            copy.write(text)
-                driver.commit()
-                done.conversations += counted.conversations
-                done.facts += counted.facts
-                done.index_rows += counted.index_rows
-                done.ratings += counted.ratings
-                progress(f"{done.conversations:,} conversations, {done.facts:,} facts")
-    finally:
-        raw.close()
+    first = str((END - timedelta(days=365 * YEARS)).replace(tzinfo=None))
+    expand = EXPAND.format(closed=CLOSED_TEMPLATES, open_templates=OPEN_TEMPLATES, first=first)
+    span_us = timedelta(days=365 * YEARS) // timedelta(microseconds=1)
+    with store.engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cur:
+            for name, columns in TEMPLATE_TABLES.items():
+                cur.execute(f"CREATE TEMPORARY TABLE {name} ({columns})")
+            for name, rows in templates().items():
+                with cur.copy(f"COPY {name} FROM STDIN") as copy:
+                    copy.write("".join(_line(r) for r in rows))
+        conn.commit()
+        for lo in range(0, total, CHUNK):
+            params = {"lo": lo, "hi": min(total, lo + CHUNK), "total": total, "open": open_total, "span_us": span_us}
+            for insert in INSERTS:
+                conn.execute(sa.text(expand + insert), params)
+            conn.commit()
+            progress(f"{params['hi']:,} conversations")
     progress("building the indexes")
     with store.engine.begin() as conn:
         conn.execute(sa.text("SET LOCAL maintenance_work_mem = '256MB'"))
@@ -283,7 +366,13 @@ def generate(store: Store, total: int, open_total: int, progress: Callable[[str]
             index.create(conn)
     with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM ANALYZE"))
-    return done
+        counted = [
+            conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in ("conversations", "facts", "stat_events", "ratings")
+        ]
+    return Generated(
+        conversations=counted[0], facts=counted[1], index_rows=counted[2], ratings=counted[3], open=open_total
+    )
 
 
 # --- Timing.

@@ -123,6 +123,8 @@ ratings = sa.Table(
     # The agent who closed the conversation (the rating is theirs in the statistics).
     sa.Column("agent_id", sa.String(200), index=True),
     sa.Column("agent_name", sa.String(200)),
+    # An agent's latest name (statistics).
+    sa.Index("ix_ratings_agent_at", "agent_id", "at"),
 )
 
 # Issue 9. A conversation a customer started by writing to a closed one, and that closed one.
