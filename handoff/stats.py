@@ -65,9 +65,13 @@ per_day: the totals per UTC calendar day of the fact's time, for every day from 
 last day with something counted (days with nothing in between are included, all zero); for a
 day inside the window they equal the totals of the window [that day 00:00, next day 00:00).
 
-Cost: one SQL query loads the narrow columns (no text) of the non-note facts of the conversations
-with a fact in the window (and, under an agent filter, that the agent took over); the rest is a
-single pass in Python, grouped by conversation.
+Two computations of these definitions. `compute_stats_reference` is the definition in code: one
+SQL query loads the narrow columns (no text) of the non-note facts of the conversations with a
+fact in the window (and, under an agent filter, that the agent took over); the rest is a single
+pass in Python, grouped by conversation. `compute_stats`, the product path, adds up the
+statistics index of handoff/stat_events.py in SQL (docs/stats-at-scale.md); the tests hold the
+two equal. One difference, by the definition above: an agent's name is the latest recorded for
+the id before `until`, where the reference looked only at the conversations it loaded.
 """
 
 from __future__ import annotations
