@@ -37,7 +37,7 @@ from handoff.api.routes.live import live_mine, live_waiting
 from handoff.models import Agent, EntryKind, FactKind, Outcome, Status
 from handoff.stat_events import FactRow, db_rows
 from handoff.stats import compute_stats, compute_stats_reference
-from handoff.store import Store, conversations, facts, ratings, stat_events
+from handoff.store import Store, conversation_agents, conversations, facts, ratings, stat_events
 
 REPORT = Path(__file__).with_name("stats.md")
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -249,7 +249,7 @@ def templates() -> dict[str, list[tuple[Any, ...]]]:
             out["tpl_index"].append(
                 (t, r["seq"], r["kind"], _us(r["at"]), _slot(r["agent_id"]), r["value"], _us(r["end_at"]))
             )
-        out["tpl_handlers"].extend((t, _slot(h["agent_id"])) for h in handlers)
+        out["tpl_handlers"].extend((t, _slot(h["agent_id"]), _us(h["first_at"]), _us(h["last_at"])) for h in handlers)
         _, _, status, holder, _, outcome, closer, _, started, updated, waiting, assigned, closed, last_fact = conv
         out["tpl_conversations"].append(
             (
@@ -275,7 +275,7 @@ TEMPLATE_TABLES = {
     "tpl_facts": "t int, number int, kind text, at_us bigint, entry_seq int, entry_kind text, author text, "
     "body text, slot int, outcome text",
     "tpl_index": "t int, seq int, kind text, at_us bigint, slot int, value float8, end_us bigint",
-    "tpl_handlers": "t int, slot int",
+    "tpl_handlers": "t int, slot int, first_us bigint, last_us bigint",
     "tpl_conversations": "t int, status text, holder int, outcome text, closer int, started_us bigint, "
     "updated_us bigint, waiting_us bigint, assigned_us bigint, closed_us bigint, last_fact int",
     "tpl_ratings": "t int, score int, at_us bigint, slot int",
@@ -318,8 +318,9 @@ INSERTS = [
         CASE WHEN i.kind IN ('wait_open', 'first_response_open', 'handling_open')
             THEN i.end_us IS NULL OR {_at("i.end_us")} >= ({_at("i.at_us")})::date + 1 END
     FROM n JOIN tpl_index i ON i.t = n.t""",
-    f"""INSERT INTO conversation_agents (agent_id, conversation_id)
-    SELECT {_agent_sql("h.slot", "id")}, n.cid FROM n JOIN tpl_handlers h ON h.t = n.t""",
+    f"""INSERT INTO conversation_agents (agent_id, conversation_id, first_at, last_at)
+    SELECT {_agent_sql("h.slot", "id")}, n.cid, {_at("h.first_us")}, {_at("h.last_us")}
+    FROM n JOIN tpl_handlers h ON h.t = n.t""",
     f"""INSERT INTO conversations (id, customer_id, status, agent_id, agent_name, outcome, closed_by_id, closed_by_name,
         started_at, updated_at, waiting_since, assigned_at, closed_at, last_fact)
     SELECT n.cid, 'customer-' || n.cid, c.status, {_agent_sql("c.holder", "id")}, {_agent_sql("c.holder", "name")},
@@ -336,7 +337,7 @@ def generate(store: Store, total: int, open_total: int, progress: Callable[[str]
     """The history: templates COPYed into temporary tables, every conversation stamped out from
     one of them by PostgreSQL, a chunk at a time; the secondary indexes built afterwards (faster
     than maintaining them row by row), then VACUUM ANALYZE."""
-    secondary = [i for t in (facts, conversations, stat_events, ratings) for i in t.indexes]
+    secondary = [i for t in (facts, conversations, stat_events, conversation_agents, ratings) for i in t.indexes]
     with store.engine.begin() as conn:
         for index in secondary:
             index.drop(conn)

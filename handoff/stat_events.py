@@ -223,7 +223,7 @@ def handlers(facts: Iterable[FactRow]) -> set[str]:
 
 def db_rows(conversation_id: str, facts: list[FactRow]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The `stat_events` and `conversation_agents` rows of one conversation, as insert parameters."""
-    events = [
+    events: list[dict[str, Any]] = [
         {
             "conversation_id": conversation_id,
             "seq": seq,
@@ -237,5 +237,11 @@ def db_rows(conversation_id: str, facts: list[FactRow]) -> tuple[list[dict[str, 
         }
         for seq, row in enumerate(stat_rows(facts))
     ]
-    agents = [{"conversation_id": conversation_id, "agent_id": a} for a in sorted(handlers(facts))]
+    if not events:
+        return [], []
+    first_at, last_at = min(e["at"] for e in events), max(e["at"] for e in events)
+    agents = [
+        {"conversation_id": conversation_id, "agent_id": a, "first_at": first_at, "last_at": last_at}
+        for a in sorted(handlers(facts))
+    ]
     return events, agents

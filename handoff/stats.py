@@ -682,7 +682,13 @@ def _where(
     if until is not None:
         where.append(e.at < until)
     if agent_id is not None:
-        handled = sa.select(conversation_agents.c.conversation_id).where(conversation_agents.c.agent_id == agent_id)
+        # The agent's conversations with index rows in the window (`ix_conversation_agents_agent_last`).
+        a = conversation_agents.c
+        handled = sa.select(a.conversation_id).where(a.agent_id == agent_id)
+        if since is not None:
+            handled = handled.where(a.last_at >= since)
+        if until is not None:
+            handled = handled.where(a.first_at < until)
         where.append(e.conversation_id.in_(handled))
         where.append(sa.or_(e.kind.not_in(sorted(ATTRIBUTED)), e.agent_id == agent_id))
     return where

@@ -225,9 +225,15 @@ stat_events = sa.Table(
 conversation_agents = sa.Table(
     "conversation_agents",
     metadata,
-    # Who took over (or was transferred) each conversation: the agent filter of /stats and history.
+    # Who took over (or was transferred) each conversation: the agent filter of /stats. With the
+    # times of the conversation's first and last index rows, so that an agent's window reads
+    # only the conversations active in it.
     sa.Column("agent_id", sa.String(200), primary_key=True),
     sa.Column("conversation_id", sa.String(100), primary_key=True),
+    sa.Column("first_at", UTCDateTime, nullable=False),
+    sa.Column("last_at", UTCDateTime, nullable=False),
+    sa.Index("ix_conversation_agents_agent_last", "agent_id", "last_at"),
+    sa.Index("ix_conversation_agents_conversation", "conversation_id"),
 )
 
 PUSH_CHANNEL = "handoff_events"
@@ -449,11 +455,11 @@ class Store:
             )
             new_events, new_agents = db_rows(conversation_id, [fact_row(*r) for r in rows])
             conn.execute(sa.delete(stat_events).where(stat_events.c.conversation_id == conversation_id))
+            conn.execute(sa.delete(conversation_agents).where(conversation_agents.c.conversation_id == conversation_id))
             if new_events:
                 conn.execute(sa.insert(stat_events), new_events)
             if new_agents:
-                stmt = self._insert(conversation_agents).on_conflict_do_nothing()
-                conn.execute(stmt, new_agents)
+                conn.execute(sa.insert(conversation_agents), new_agents)
 
     def add_rating(self, rating: Rating) -> bool:
         """Keep the conversation's rating; False if it already has one (nothing changes)."""

@@ -193,7 +193,7 @@ def derived_from_facts(store: Store) -> tuple[list[tuple[object, ...]], list[tup
     for cid in sorted(by_conversation):
         new_rows, new_handlers = db_rows(cid, by_conversation[cid])  # type: ignore[arg-type]
         rows.extend(tuple(r.values()) for r in new_rows)
-        handlers.extend((h["agent_id"], h["conversation_id"]) for h in new_handlers)
+        handlers.extend((h["agent_id"], h["conversation_id"], h["first_at"], h["last_at"]) for h in new_handlers)
     return rows, sorted(handlers)
 
 

@@ -40,9 +40,13 @@ def upgrade() -> None:
         "conversation_agents",
         sa.Column("agent_id", sa.String(200), primary_key=True),
         sa.Column("conversation_id", sa.String(100), primary_key=True),
+        sa.Column("first_at", sa.DateTime(), nullable=False),
+        sa.Column("last_at", sa.DateTime(), nullable=False),
     )
     _backfill(op.get_bind())
     op.create_index("ix_stat_events_at", "stat_events", ["at"])
+    op.create_index("ix_conversation_agents_agent_last", "conversation_agents", ["agent_id", "last_at"])
+    op.create_index("ix_conversation_agents_conversation", "conversation_agents", ["conversation_id"])
     op.create_index("ix_facts_agent_at", "facts", ["agent_id", "at"])
     op.create_index("ix_facts_kind_conversation", "facts", ["kind", "conversation_id"])
     op.create_index("ix_ratings_agent_at", "ratings", ["agent_id", "at"])
@@ -80,7 +84,13 @@ def _backfill(conn: sa.Connection) -> None:
         sa.column("end_at", sa.DateTime),
         sa.column("past_day", sa.Boolean),
     )
-    conversation_agents = sa.table("conversation_agents", sa.column("agent_id"), sa.column("conversation_id"))
+    conversation_agents = sa.table(
+        "conversation_agents",
+        sa.column("agent_id", sa.String),
+        sa.column("conversation_id", sa.String),
+        sa.column("first_at", sa.DateTime),
+        sa.column("last_at", sa.DateTime),
+    )
     query = (
         sa.select(facts)
         .where(facts.c.kind != "note")
@@ -95,7 +105,7 @@ def _backfill(conn: sa.Connection) -> None:
             conn.execute(sa.insert(stat_events), [_naive(e) for e in events])
             events.clear()
         if agents:
-            conn.execute(sa.insert(conversation_agents), agents)
+            conn.execute(sa.insert(conversation_agents), [_naive(a) for a in agents])
             agents.clear()
 
     def add(conversation_id: str, rows: list[Any]) -> None:
