@@ -651,13 +651,13 @@ class Store:
         if outcome is not None:
             query = query.where(c.outcome == outcome.value)
         if agent_id is not None:
-            took_over = sa.select(facts.c.key).where(
-                facts.c.conversation_id == c.id,
-                # Issue 9: a transfer gives the conversation to `agent_id` as a take-over does.
-                facts.c.kind.in_([FactKind.TAKEN_OVER.value, FactKind.TRANSFERRED.value]),
-                facts.c.agent_id == agent_id,
+            # Who took over (or, issue 9, was transferred) each conversation: the statistics
+            # index's `conversation_agents`, written with the facts. The planner may start from
+            # the agent's conversations instead of scanning everyone's newest first.
+            took_over = sa.select(conversation_agents.c.conversation_id).where(
+                conversation_agents.c.agent_id == agent_id
             )
-            query = query.where(sa.exists(took_over))
+            query = query.where(c.id.in_(took_over))
         if since is not None:
             query = query.where(c.started_at >= since)
         if until is not None:
