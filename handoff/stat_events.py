@@ -214,6 +214,23 @@ def stat_rows(facts: Iterable[FactRow]) -> Iterator[StatRow]:
         yield _interval(FIRST_RESPONSE_DONE, held.since, held.first_reply, held.agent_id)
 
 
+def standalone_rows(fact: FactRow) -> list[StatRow] | None:
+    """The rows of a fact that changes nothing else in its conversation's rows, wherever it falls
+    among the others; None for any other fact.
+
+    A note yields nothing; a customer, bot or system message yields its one count, and touches
+    none of the walk's state (waits, assignments, first replies) nor the two whole-conversation
+    properties. So writing one adds exactly its rows to the conversation's, whatever order the
+    facts arrive in: the store then appends them instead of rewriting the conversation, which
+    keeps a message's cost flat in a conversation of thousands (bench growth)."""
+    if fact.kind is FactKind.NOTE:
+        return []
+    if fact.kind is FactKind.MESSAGE and fact.entry_kind not in (None, EntryKind.AGENT):
+        assert fact.entry_kind is not None
+        return [StatRow(MESSAGE_PREFIX + fact.entry_kind.value, fact.at)]
+    return None
+
+
 def handlers(facts: Iterable[FactRow]) -> set[str]:
     """The agents who took the conversation over, or were transferred it, at any time."""
     return {
@@ -221,22 +238,24 @@ def handlers(facts: Iterable[FactRow]) -> set[str]:
     }
 
 
+def db_row(conversation_id: str, seq: int, row: StatRow) -> dict[str, Any]:
+    """One `stat_events` row, as insert parameters."""
+    return {
+        "conversation_id": conversation_id,
+        "seq": seq,
+        "kind": row.kind,
+        "at": row.at,
+        "day": row.day,
+        "agent_id": row.agent_id,
+        "value": row.value,
+        "end_at": row.end_at,
+        "past_day": row.past_day,
+    }
+
+
 def db_rows(conversation_id: str, facts: list[FactRow]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The `stat_events` and `conversation_agents` rows of one conversation, as insert parameters."""
-    events: list[dict[str, Any]] = [
-        {
-            "conversation_id": conversation_id,
-            "seq": seq,
-            "kind": row.kind,
-            "at": row.at,
-            "day": row.day,
-            "agent_id": row.agent_id,
-            "value": row.value,
-            "end_at": row.end_at,
-            "past_day": row.past_day,
-        }
-        for seq, row in enumerate(stat_rows(facts))
-    ]
+    events = [db_row(conversation_id, seq, row) for seq, row in enumerate(stat_rows(facts))]
     if not events:
         return [], []
     first_at, last_at = min(e["at"] for e in events), max(e["at"] for e in events)

@@ -261,6 +261,18 @@ def _fact_row(fact: Fact) -> dict[str, Any]:
     }
 
 
+def _stat_columns(fact: Fact) -> dict[str, Any]:
+    """The columns of a fact the statistics index reads (see `handoff.stat_events.fact_row`)."""
+    return {
+        "number": fact.number,
+        "kind": fact.kind.value,
+        "at": fact.at,
+        "entry_kind": fact.entry.kind.value if fact.entry else None,
+        "agent_id": fact.agent.id if fact.agent else None,
+        "outcome": fact.outcome.value if fact.outcome else None,
+    }
+
+
 def _summary_row(summary: ConversationSummary) -> dict[str, Any]:
     return {
         "id": summary.conversation_id,
@@ -415,7 +427,7 @@ class Store:
                 inserted_keys = result.scalars().all()
                 inserted = len(inserted_keys)
             if inserted:
-                self._index_stats(conn, {f.conversation_id for f in new_facts if f.key in set(inserted_keys)})
+                self._index_stats(conn, [f for f in new_facts if f.key in set(inserted_keys)])
             if summary is not None:
                 row = _summary_row(summary)
                 stmt = self._insert(conversations).values(row)
@@ -432,21 +444,30 @@ class Store:
                 self._publish(conn, new_facts[0].conversation_id, [f for f in new_facts if f.key in new])
             return inserted
 
-    def _index_stats(self, conn: sa.Connection, conversation_ids: set[str]) -> None:
-        """Rewrite the statistics rows of these conversations from their facts as now recorded
-        (handoff/stat_events.py), in the transaction that inserted some of their facts.
+    def _index_stats(self, conn: sa.Connection, inserted: list[Fact]) -> None:
+        """Bring the statistics rows of the conversations of these just-inserted facts up to date
+        with their facts as now recorded (handoff/stat_events.py), in the same transaction.
 
-        On PostgreSQL a per-conversation advisory lock, taken after the facts are inserted and
-        held to the commit, puts concurrent writers of one conversation in turn; each statement
-        then reads the facts the previous writer committed. SQLite has a single writer."""
-        from handoff.stat_events import db_rows, fact_row
+        Facts that change nothing else (notes, customer and bot messages) add their rows; any
+        other rewrites the conversation's rows from all its facts. On PostgreSQL a per-conversation
+        advisory lock, taken after the facts are inserted and held to the commit, puts concurrent
+        writers of one conversation in turn; each statement then reads the facts the previous
+        writer committed. SQLite has a single writer."""
+        from handoff.stat_events import db_row, db_rows, fact_row, standalone_rows
 
-        for conversation_id in sorted(conversation_ids):
+        by_conversation: dict[str, list[Fact]] = {}
+        for fact in inserted:
+            by_conversation.setdefault(fact.conversation_id, []).append(fact)
+        for conversation_id, new in sorted(by_conversation.items()):
             if self.engine.dialect.name == "postgresql":
                 conn.execute(
                     sa.text("SELECT pg_advisory_xact_lock(:space, hashtext(:id))"),
                     {"space": _STATS_LOCK_SPACE, "id": conversation_id},
                 )
+            added = [standalone_rows(fact_row(**_stat_columns(f))) for f in new]
+            if all(rows is not None for rows in added):
+                self._append_stats(conn, conversation_id, [r for rows in added if rows for r in rows], db_row)
+                continue
             f = facts.c
             rows = conn.execute(
                 sa.select(f.number, f.kind, f.at, f.entry_kind, f.agent_id, f.outcome).where(
@@ -460,6 +481,24 @@ class Store:
                 conn.execute(sa.insert(stat_events), new_events)
             if new_agents:
                 conn.execute(sa.insert(conversation_agents), new_agents)
+
+    def _append_stats(self, conn: sa.Connection, conversation_id: str, rows: list[Any], db_row: Any) -> None:
+        """Add rows that change no other row of the conversation (`standalone_rows`)."""
+        if not rows:
+            return
+        e, a = stat_events.c, conversation_agents.c
+        last = conn.execute(sa.select(sa.func.max(e.seq)).where(e.conversation_id == conversation_id)).scalar()
+        start = -1 if last is None else int(last)
+        conn.execute(sa.insert(stat_events), [db_row(conversation_id, start + 1 + i, r) for i, r in enumerate(rows)])
+        earliest, latest = min(r.at for r in rows), max(r.at for r in rows)
+        conn.execute(
+            sa.update(conversation_agents)
+            .where(a.conversation_id == conversation_id)
+            .values(
+                first_at=sa.case((a.first_at > earliest, earliest), else_=a.first_at),
+                last_at=sa.case((a.last_at < latest, latest), else_=a.last_at),
+            )
+        )
 
     def add_rating(self, rating: Rating) -> bool:
         """Keep the conversation's rating; False if it already has one (nothing changes)."""
