@@ -44,10 +44,6 @@ class PageHeaders:
     """Security headers on the pages and their assets."""
 
     def __init__(self, app: ASGIApp, widget_frame_ancestors: str) -> None:
-        if not FRAME_SOURCES.match(widget_frame_ancestors):
-            raise ValueError(
-                "HANDOFF_WIDGET_FRAME_ANCESTORS must be CSP sources separated by spaces, e.g. 'https://www.example.com'"
-            )
         self.app = app
         self.frame_ancestors = widget_frame_ancestors
 
@@ -86,6 +82,11 @@ def _redirect(target: str) -> Callable[[], Awaitable[RedirectResponse]]:
 
 
 def install_pages(app: FastAPI, widget_frame_ancestors: str) -> None:
+    if not FRAME_SOURCES.match(widget_frame_ancestors):
+        # A ";" would let the setting add directives of its own to the policy.
+        raise ValueError(
+            "HANDOFF_WIDGET_FRAME_ANCESTORS must be CSP sources separated by spaces, e.g. 'https://www.example.com'"
+        )
     app.add_middleware(PageHeaders, widget_frame_ancestors=widget_frame_ancestors)
     app.mount(ASSETS_URL, StaticFiles(directory=WEB_DIR, check_dir=False), name="web")
     for name in ("console", "chat"):
