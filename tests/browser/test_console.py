@@ -103,12 +103,19 @@ async def test_take_over_reply_and_hand_back(new_page: NewPage, up: Up, alice: P
     )
     await expect(customer.locator("li.from-agent .author")).to_have_text([ALICE[1]])
 
-    # Unread counts: a customer message to a conversation Alice holds but is not looking at.
-    await customer.get_by_label("Your message").fill("Thanks, checking my inbox")
-    await customer.keyboard.press("Enter")
-    await expect(alice.locator("#conversation .transcript li.from-customer .text")).to_contain_text(
-        ["Thanks, checking my inbox"], timeout=SEEN
-    )
+    # Unread counts: while Alice looks at another conversation, the customer writes twice.
+    other = await new_page()
+    other_id = await customer_asks_for_a_person(other, up, "Is anyone there?")
+    await expect(waiting(alice, other_id)).to_be_visible(timeout=SEEN)
+    await waiting(alice, other_id).get_by_role("button").click()
+    await expect(alice.locator("#conversation h2")).to_have_text(re.compile("visitor-"), timeout=SEEN)
+    for text in ("Thanks, checking my inbox", "Found it"):
+        await customer.get_by_label("Your message").fill(text)
+        await customer.keyboard.press("Enter")
+    await expect(mine(alice, conversation_id).locator(".unread")).to_have_text("2 unread", timeout=SEEN)
+    await mine(alice, conversation_id).get_by_role("button").click()
+    await expect(mine(alice, conversation_id).locator(".unread")).to_have_count(0, timeout=SEEN)
+    await expect(alice.locator("#conversation .transcript li.from-customer .text").last).to_have_text("Found it")
 
     # Hand back: the icon on the right of the top bar, labelled for screen readers, with a tooltip.
     hand_back = alice.get_by_role("button", name="Hand back conversation")

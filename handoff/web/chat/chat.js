@@ -134,22 +134,24 @@ async function send(text) {
   }
 }
 
-$("compose").addEventListener("submit", async (event) => {
+// Messages go out one at a time, in the order written, however fast the customer types.
+let queue = Promise.resolve();
+
+$("compose").addEventListener("submit", (event) => {
   event.preventDefault();
   const box = $("compose-text");
   const text = box.value.trim();
   if (!text) return;
-  $("send").disabled = true;
-  try {
-    await send(text);
-    box.value = "";
-    showError("");
-  } catch (error) {
-    showError(`Your message was not sent: ${error.message}`);
-  } finally {
-    $("send").disabled = false;
-    box.focus();
-  }
+  box.value = "";
+  queue = queue.then(async () => {
+    try {
+      await send(text);
+      showError("");
+    } catch (error) {
+      showError(`Your message was not sent: ${error.message}`);
+      if (!box.value) box.value = text;
+    }
+  });
 });
 
 $("compose-text").addEventListener("keydown", (event) => {
