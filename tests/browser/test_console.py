@@ -185,6 +185,23 @@ async def test_close_as_resolved_shows_in_history_and_statistics(new_page: NewPa
     await customer.get_by_role("button", name="Send rating").click()
     await expect(customer.get_by_text("Thank you for your rating.")).to_be_visible(timeout=SEEN)
 
+    # Writing again starts a new conversation, which links to the one it continues.
+    await customer.get_by_label("Your message").fill("One more thing: can I change the address?")
+    await customer.keyboard.press("Enter")
+    new_text = customer.locator("#messages li.from-customer .text")
+    await expect(new_text).to_have_text(["One more thing: can I change the address?"], timeout=SEEN)
+    continued = await customer.evaluate("sessionStorage.getItem('handoff.chat.id')")
+    assert continued != conversation_id
+    await alice.get_by_role("link", name="Conversations").click()
+    await alice.get_by_role("button", name="Apply filters").click()
+    row = alice.locator(f"#history-rows tr[data-conversation='{continued}']")
+    await row.get_by_role("button", name=re.compile("^Open the conversation")).click()
+    link = view.get_by_role("button", name=f"conversation {conversation_id[:8]}")
+    await expect(link).to_be_visible(timeout=SEEN)
+    await link.click()
+    await expect(view.locator(".closed-line")).to_contain_text("Closed as resolved", timeout=SEEN)
+    await expect(view.locator(".transcript li.from-customer .text").first).to_have_text("My order never arrived")
+
 
 async def test_two_agents_take_over_at_once(new_page: NewPage, up: Up, alice: Page, bob: Page) -> None:
     customer = await new_page()

@@ -317,8 +317,14 @@ function addEntry(entry) {
   state.open.transcript.push(entry);
   state.open.transcript.sort((a, b) => a.seq - b.seq);
   state.seen[state.openId] = Math.max(state.seen[state.openId] || 0, entry.seq);
-  const list = $("conversation").querySelector(".transcript");
+  const view = $("conversation");
+  const list = view.querySelector(".transcript");
   if (!list) return;
+  const parts = (view.dataset.rendered || "").split("|");
+  if (parts.length === 6 && Number(parts[4]) < entry.seq) {
+    parts[4] = String(entry.seq);
+    view.dataset.rendered = parts.join("|");
+  }
   const node = entryNode(entry);
   const after = [...list.children].find((n) => Number(n.dataset.seq) > entry.seq);
   list.insertBefore(node, after || null);
@@ -326,6 +332,32 @@ function addEntry(entry) {
 }
 
 function renderConversation(container, c, live) {
+  // Re-render only when something shown changed, and keep the agent's place: the focused
+  // control and a reply being written survive an update (a keyboard user never loses focus).
+  const last = c.transcript.length ? c.transcript[c.transcript.length - 1].seq : 0;
+  const key = [c.conversation_id, c.status, c.agent && c.agent.id, c.outcome, last, live].join("|");
+  if (container.dataset.rendered === key) return;
+  container.dataset.rendered = key;
+  const focused = container.contains(document.activeElement) ? document.activeElement : null;
+  const focusLabel = focused && (focused.getAttribute("aria-label") || focused.textContent);
+  const draft = container.querySelector("#reply-text");
+  const draftText = draft && draft.dataset.conversation === c.conversation_id ? draft.value : "";
+  drawConversation(container, c, live);
+  const reply = container.querySelector("#reply-text");
+  if (reply) {
+    reply.dataset.conversation = c.conversation_id;
+    reply.value = draftText;
+  }
+  if (focused && focused.id === "reply-text" && reply) reply.focus();
+  else if (focusLabel) {
+    const again = [...container.querySelectorAll("button")].find(
+      (b) => (b.getAttribute("aria-label") || b.textContent) === focusLabel,
+    );
+    if (again) again.focus();
+  }
+}
+
+function drawConversation(container, c, live) {
   const mine = c.agent && c.agent.id === state.me.id;
   const open = c.status !== "closed";
   const actions = [];
