@@ -149,12 +149,19 @@ async def test_close_as_resolved_shows_in_history_and_statistics(new_page: NewPa
     await alice.get_by_role("link", name="Live support").click()
     await open_and_take_over(alice, conversation_id)
 
-    await alice.get_by_role("button", name="Close conversation").click()
+    # By keyboard only: Enter opens the dialog, Space picks the first outcome, Tab reaches Confirm.
+    await alice.get_by_role("button", name="Close conversation").focus()
+    await alice.keyboard.press("Enter")
     dialog = alice.get_by_role("dialog", name="Close conversation")
     await expect(dialog).to_be_visible()
     assert await axe_violations(alice) == []
-    await dialog.get_by_label("Resolved", exact=True).check()
-    await dialog.get_by_role("button", name="Confirm").click()
+    await expect(dialog.get_by_label("Resolved", exact=True)).to_be_focused()
+    await alice.keyboard.press("Space")
+    await expect(dialog.get_by_label("Resolved", exact=True)).to_be_checked()
+    await alice.keyboard.press("Tab")
+    await alice.keyboard.press("Tab")
+    await expect(dialog.get_by_role("button", name="Confirm")).to_be_focused()
+    await alice.keyboard.press("Enter")
 
     # It leaves the Live support tab at once...
     await expect(mine(alice, conversation_id)).to_have_count(0, timeout=SEEN)

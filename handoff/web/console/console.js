@@ -77,6 +77,12 @@ function signedOut() {
   state.source = null;
   state.followed = null;
   state.me = null;
+  // Nothing of the last agent's view stays for the next one to sign in on this page.
+  Object.assign(state, { waiting: [], mine: [], openId: null, open: null, unread: {}, seen: {} });
+  for (const view of [$("conversation"), $("history-view")]) {
+    fill(view);
+    delete view.dataset.rendered;
+  }
   $("app").hidden = true;
   $("sign-in").hidden = false;
   $("token").focus();
