@@ -588,6 +588,10 @@ function renderSuggestions() {
   const panel = document.getElementById("suggestions");
   if (!panel) return;
   const items = visibleSuggestions();
+  // A refresh keeps a keyboard user's place: the same button of the same suggestion if it is still there.
+  const focused = panel.contains(document.activeElement) ? document.activeElement : null;
+  const focusedItem = focused && focused.closest("[data-suggestion]");
+  const focusedAt = focusedItem && [focusedItem.dataset.suggestion, focused.textContent];
   panel.hidden = items.length === 0;
   fill(
     panel.querySelector("ol"),
@@ -602,18 +606,35 @@ function renderSuggestions() {
           { class: "suggestion-actions" },
           el(
             "button",
-            { type: "button", "aria-label": `Use suggestion ${i + 1}`, "aria-describedby": `suggestion-text-${i}`, onclick: () => useSuggestion(item) },
+            {
+              type: "button",
+              "aria-label": `Use suggestion ${i + 1}`,
+              "aria-describedby": `suggestion-text-${i}`,
+              onclick: () => useSuggestion(item),
+            },
             "Use",
           ),
           el(
             "button",
-            { type: "button", class: "secondary", "aria-label": `Dismiss suggestion ${i + 1}`, onclick: () => dismissSuggestion(item) },
+            {
+              type: "button",
+              class: "secondary",
+              "aria-label": `Dismiss suggestion ${i + 1}`,
+              "aria-describedby": `suggestion-text-${i}`,
+              onclick: () => dismissSuggestion(item),
+            },
             "Dismiss",
           ),
         ),
       ),
     ),
   );
+  if (focusedAt) {
+    const again = [...panel.querySelectorAll("[data-suggestion]")].find((n) => n.dataset.suggestion === focusedAt[0]);
+    const button = again && [...again.querySelectorAll("button")].find((b) => b.textContent === focusedAt[1]);
+    const target = button || panel.querySelector("button") || $("reply-text");
+    if (target) target.focus();
+  }
 }
 
 function useSuggestion(item) {
