@@ -58,6 +58,8 @@ class UpAddresses:
         api = f"http://{self.host}:{self.port}"
         table.add_row("HTTP API", api)
         table.add_row("OpenAPI docs", f"{api}/docs")
+        table.add_row("Agent console", f"{api}/console/")
+        table.add_row("Chat widget", f"{api}/chat/")
         table.add_row("Temporal gRPC", self.temporal)
         table.add_row("Temporal UI", f"http://127.0.0.1:{self.ui_port}" if self.ui_port else "off")
         return table
