@@ -684,19 +684,22 @@ class Store:
         conversations arrive. Raises `InvalidCursor` for a cursor this store did not make.
         """
         c = conversations.c
-        query = sa.select(conversations).order_by(c.started_at.desc(), c.id.desc()).limit(limit + 1)
+        source: sa.FromClause = conversations
+        if agent_id is not None:
+            # Who took over (or, issue 9, was transferred) each conversation: the statistics
+            # index's `conversation_agents`, written with the facts. Read first (a materialized CTE
+            # on PostgreSQL), so that the page starts from the agent's few thousand conversations:
+            # left to itself, the planner walks everyone's newest first (0.4 s at a million).
+            a = conversation_agents.c
+            mine = sa.select(a.conversation_id).where(a.agent_id == agent_id).cte("mine")
+            if self.engine.dialect.name == "postgresql":
+                mine = mine.prefix_with("MATERIALIZED")
+            source = conversations.join(mine, mine.c.conversation_id == c.id)
+        query = sa.select(conversations).select_from(source).order_by(c.started_at.desc(), c.id.desc()).limit(limit + 1)
         if status is not None:
             query = query.where(c.status == status.value)
         if outcome is not None:
             query = query.where(c.outcome == outcome.value)
-        if agent_id is not None:
-            # Who took over (or, issue 9, was transferred) each conversation: the statistics
-            # index's `conversation_agents`, written with the facts. The planner may start from
-            # the agent's conversations instead of scanning everyone's newest first.
-            took_over = sa.select(conversation_agents.c.conversation_id).where(
-                conversation_agents.c.agent_id == agent_id
-            )
-            query = query.where(c.id.in_(took_over))
         if since is not None:
             query = query.where(c.started_at >= since)
         if until is not None:
