@@ -177,6 +177,8 @@ def request_key(command: Command) -> str | None:
     """The idempotency key of a command from outside, if its sender gave one."""
     if isinstance(command, CustomerMessage):
         return None if command.message_id is None else f"message:{command.message_id}"
+    if isinstance(command, RequestHuman):
+        return None if command.request_id is None else f"human:{command.request_id}"
     if isinstance(command, AgentCommand):
         return None if command.request_id is None else f"request:{command.request_id}"
     return None

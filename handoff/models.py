@@ -87,10 +87,18 @@ class CustomerMessage(Model):
     text: str
     # The sender's idempotency key: a message delivered twice is kept once.
     message_id: str | None = None
+    # Sent as an update (the `SendMessage` update): the caller writes the facts it gets back in
+    # the `CommandResult` itself (the API does), as for an agent command (issue 8).
+    caller_records: bool = False
 
 
 class RequestHuman(Model):
     kind: Literal["request_human"] = "request_human"
+    # The sender's idempotency key: a request delivered twice (an update that timed out, then
+    # the same request as a signal) is applied once.
+    request_id: str | None = None
+    # As for `CustomerMessage`: the caller writes the request's facts itself.
+    caller_records: bool = False
 
 
 class AgentCommand(Model):
@@ -301,6 +309,10 @@ class ConversationState(ConversationSummary):
     # its fallback, by entry seq (the latest few).
     handover_summaries: bool = False
     fallback_seqs: list[int] = Field(default_factory=list)
+    # Issue 8 (cost): the search attributes say only open or closed (and the outcome), one upsert
+    # per conversation instead of one per transition; who is waiting or held by whom is in the
+    # database. Set for new conversations only, so older histories replay.
+    search_attributes_at_close: bool = False
 
     def summary(self) -> ConversationSummary:
         return ConversationSummary.model_validate(self.model_dump(include=set(ConversationSummary.model_fields)))
@@ -323,11 +335,14 @@ class ConversationInput(Model):
     read_side: bool = False
     # Issue 14: new conversations get a handover summary at each take-over.
     handover_summaries: bool = False
+    # Issue 8 (cost): new conversations upsert their search attributes only when they close.
+    search_attributes_at_close: bool = False
 
 
 class CommandResult(ConversationSummary):
-    """What an agent update answers: the summary, plus the facts the command produced, which
-    the caller writes to the database at once (the recorder writes them again later: a no-op)."""
+    """What an update (an agent's command, or a customer's message or request for a person sent
+    as an update) answers: the summary, plus the facts the command produced, which the caller
+    writes to the database at once (the recorder writes them again later: a no-op)."""
 
     facts: list[Fact] = Field(default_factory=list)
 

@@ -9,15 +9,25 @@ bot's answer to it, with the same token), never what was said since.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 
 from handoff.api.deps import ERRORS, CustomerConversation, IdempotencyKey, Services, ServicesDep
-from handoff.api.reads import customer_view, read_conversation, record_started, refuse_if_closed, wait_for_bot
+from handoff.api.reads import (
+    customer_view,
+    read_conversation,
+    record_command,
+    record_started,
+    refuse_if_closed,
+    wait_for_bot,
+)
 from handoff.api.schemas import (
     Accepted,
     CreatedConversation,
@@ -27,7 +37,7 @@ from handoff.api.schemas import (
     StartConversation,
 )
 from handoff.client import ConversationClosed
-from handoff.models import EntryKind, TranscriptEntry
+from handoff.models import CommandResult, EntryKind, TranscriptEntry
 
 router = APIRouter(tags=["customer"], responses=ERRORS)
 
@@ -42,6 +52,26 @@ async def claim(s: Services, request_id: str, *body: str) -> None:
     digest = s.tokens.request_digest(request_id, *body)
     if not await run_in_threadpool(s.db.claim_request, request_id, digest, datetime.now(UTC)):
         raise HTTPException(status.HTTP_409_CONFLICT, KEY_REUSED)
+
+
+async def deliver(s: Services, update: Awaitable[CommandResult], signal: Callable[[], Awaitable[None]]) -> None:
+    """A customer's message or request for a person, sent as an update and its facts written
+    to the database at once (so no `RecordFacts` run is needed, issue 8), or, when no worker
+    answers the update within half the Temporal timeout, as a signal: the server keeps it
+    durably while no worker runs, as before. Both carry the same id, so whichever the workflow
+    applies second is a no-op. A refused update (closed, invalid) raises the client's error."""
+
+    async def answered() -> CommandResult | None:
+        try:
+            return await asyncio.wait_for(update, s.settings.api_temporal_timeout / 2)
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            return None
+
+    result = await s.temporal(answered(), command=True)
+    if result is None:
+        await s.temporal(signal(), command=True)
+        return
+    await record_command(s, result)
 
 
 def first_exchange(entries: list[TranscriptEntry]) -> list[TranscriptEntry]:
@@ -106,11 +136,16 @@ async def send_message(
     except ConversationClosed:
         response.status_code = status.HTTP_201_CREATED
         return await reopen(conversation_id, body, s, idempotency_key)
-    message_id = None
-    if idempotency_key is not None:
+    if idempotency_key is None:
+        message_id = uuid.uuid4().hex
+    else:
         message_id = s.tokens.message_id(conversation_id, idempotency_key)
         await claim(s, message_id, body.text)
-    await s.temporal(s.handoff.send_message(conversation_id, body.text, message_id=message_id))
+    await deliver(
+        s,
+        s.handoff.send_message_result(conversation_id, body.text, message_id=message_id, caller_records=True),
+        lambda: s.handoff.send_message(conversation_id, body.text, message_id=message_id),
+    )
     return Accepted(conversation_id=conversation_id, detail="message accepted")
 
 
@@ -142,7 +177,12 @@ async def reopen(previous_id: str, body: NewMessage, s: Services, idempotency_ke
 async def request_human(conversation_id: CustomerConversation, s: ServicesDep) -> Accepted:
     """The customer asks for a person: the conversation joins the Waiting column (if the bot held it)."""
     await refuse_if_closed(s, conversation_id)
-    await s.temporal(s.handoff.request_human(conversation_id))
+    request_id = uuid.uuid4().hex
+    await deliver(
+        s,
+        s.handoff.request_human_result(conversation_id, request_id=request_id, caller_records=True),
+        lambda: s.handoff.request_human(conversation_id, request_id=request_id),
+    )
     return Accepted(conversation_id=conversation_id, detail="request for a person accepted")
 
 
