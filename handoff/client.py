@@ -152,6 +152,7 @@ class HandoffClient:
         previous_conversation_id: str | None = None,
         read_side: bool = True,
         search_attributes_at_close: bool = True,
+        facts_by_cause: bool = True,
     ) -> None:
         """Deliver a customer message, starting the conversation if it is new.
 
@@ -163,7 +164,9 @@ class HandoffClient:
         be served from there (issue 8); False gives the recording rhythm of earlier versions.
         `search_attributes_at_close`: the conversation is listed as `open` until it closes and
         upserts its search attributes once, at the close (see `handoff.search_attributes`);
-        False gives one upsert per transition, as earlier versions did.
+        False gives one upsert per transition, as earlier versions did. `facts_by_cause`: every
+        fact is keyed by its cause (message id, update id, the question a bot answer answers),
+        not by its number; False gives number keys, as earlier versions did.
         """
         _check(lambda: check_text(text, "the message"))
         _check(lambda: check_text(customer_id, "the customer id", MAX_CUSTOMER_ID_CHARS))
@@ -179,6 +182,7 @@ class HandoffClient:
                     previous_conversation_id=previous_conversation_id,
                     read_side=read_side,
                     search_attributes_at_close=search_attributes_at_close,
+                    facts_by_cause=facts_by_cause,
                 ),
                 id=workflow_id(conversation_id),
                 task_queue=self.task_queue,

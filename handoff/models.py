@@ -177,6 +177,8 @@ class BotAnswered(Model):
     answer_seq: int | None = None
     answer_fact: int | None = None
     answered_at: datetime | None = None
+    # The reserved answer's cause (conversations keyed by cause): "answer:<question's cause>".
+    answer_cause: str | None = None
     # The bot had no answer (its fallback, or no answer at all): the handover summary says so.
     fallback: bool = False
 
@@ -313,6 +315,12 @@ class ConversationState(ConversationSummary):
     # per conversation instead of one per transition; who is waiting or held by whom is in the
     # database. Set for new conversations only, so older histories replay.
     search_attributes_at_close: bool = False
+    # Issue 8, item 3: every fact is keyed by its cause (the message id, the update id, the bot
+    # answer's question) rather than by its number. Set for new conversations only: a conversation
+    # already writing number keys keeps them, or its facts would be written twice. The causes of
+    # the customer messages the bot still owes an answer, by entry seq (its answer's cause).
+    facts_by_cause: bool = False
+    question_causes: dict[int, str] = Field(default_factory=dict)
 
     def summary(self) -> ConversationSummary:
         return ConversationSummary.model_validate(self.model_dump(include=set(ConversationSummary.model_fields)))
@@ -337,6 +345,8 @@ class ConversationInput(Model):
     handover_summaries: bool = False
     # Issue 8 (cost): new conversations upsert their search attributes only when they close.
     search_attributes_at_close: bool = False
+    # Issue 8: new conversations key every fact by its cause.
+    facts_by_cause: bool = False
 
 
 class CommandResult(ConversationSummary):

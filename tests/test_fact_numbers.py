@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from pydantic import SecretStr
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
@@ -33,6 +34,7 @@ from handoff.config import Settings
 from handoff.converter import data_converter
 from handoff.models import BotQuestion, CommandResult, Fact, Outcome, RecordBatch, Status
 from handoff.store import Store
+from handoff.store import facts as fact_rows
 from tests.encryption_keys import TEST_KEYS
 from tests.helpers import ALICE, eventually, new_id
 from worker import build_worker
@@ -135,3 +137,7 @@ async def test_a_worker_that_replays_every_task_assigns_the_numbers_the_database
         assert [f.number for f in recorded] == list(range(1, len(recorded) + 1))
         customer = [f.entry.text for f in recorded if f.entry is not None and f.entry.kind.value == "customer"]
         assert len(customer) == len(set(customer)) == 6  # every message once
+        # Every input carried an id, so every fact is keyed by its cause, never by its number.
+        with store.engine.connect() as conn:
+            keys = conn.execute(sa.select(fact_rows.c.key).where(fact_rows.c.conversation_id == cid)).scalars().all()
+        assert len(keys) == len(recorded) and all(key.startswith(f"{cid}:~") for key in keys)

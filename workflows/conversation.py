@@ -109,6 +109,8 @@ class ConversationWorkflow:
             state.handover_summaries = True
         if input.state is None and input.search_attributes_at_close:
             state.search_attributes_at_close = True
+        if input.state is None and input.facts_by_cause:
+            state.facts_by_cause = True
         self._conversation = Conversation(state)
         self._continue_as_new_after_events = input.continue_as_new_after_events
         self._draining = False  # set before continue-as-new: start no new activity
@@ -411,6 +413,7 @@ class ConversationWorkflow:
                 wants_human=reply.wants_human,
                 answer_seq=answer.entry.seq if answer.entry else None,
                 answer_fact=answer.number,
+                answer_cause=answer.cause,
                 answered_at=reply.answered_at,
                 fallback=reply.fallback,
             )

@@ -87,7 +87,7 @@ async def start_conversation(
 ) -> CreatedConversation:
     """Start a conversation with the customer's first message; the bot answers it at once."""
     if idempotency_key is None:
-        conversation_id, message_id = uuid.uuid4().hex, None
+        conversation_id, message_id = uuid.uuid4().hex, uuid.uuid4().hex
     else:
         conversation_id = s.tokens.conversation_id(body.customer_id, idempotency_key)
         message_id = s.tokens.message_id(conversation_id, idempotency_key)
@@ -156,7 +156,7 @@ async def reopen(previous_id: str, body: NewMessage, s: Services, idempotency_ke
     previous = await run_in_threadpool(s.db.summary, previous_id)
     assert previous is not None  # refuse_if_closed found it closed in the database
     if idempotency_key is None:
-        conversation_id, message_id = uuid.uuid4().hex, None
+        conversation_id, message_id = uuid.uuid4().hex, uuid.uuid4().hex
     else:
         conversation_id = s.tokens.conversation_id(previous.customer_id, f"reopen:{previous_id}:{idempotency_key}")
         message_id = s.tokens.message_id(conversation_id, idempotency_key)
