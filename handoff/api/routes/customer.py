@@ -10,6 +10,7 @@ bot's answer to it, with the same token), never what was said since.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -36,10 +37,11 @@ from handoff.api.schemas import (
     ReopenedConversation,
     StartConversation,
 )
-from handoff.client import ConversationClosed
+from handoff.client import ConversationClosed, HandoffError
 from handoff.models import CommandResult, EntryKind, TranscriptEntry
 
 router = APIRouter(tags=["customer"], responses=ERRORS)
+log = logging.getLogger("handoff.api")
 
 KEY_REUSED = (
     "this Idempotency-Key was already used for a different request; "
@@ -58,13 +60,21 @@ async def deliver(s: Services, update: Awaitable[CommandResult], signal: Callabl
     """A customer's message or request for a person, sent as an update and its facts written
     to the database at once (so no `RecordFacts` run is needed, issue 8), or, when no worker
     answers the update within half the Temporal timeout, as a signal: the server keeps it
-    durably while no worker runs, as before. Both carry the same id, so whichever the workflow
-    applies second is a no-op. A refused update (closed, invalid) raises the client's error."""
+    durably while no worker runs, as before; likewise when the worker could not run the update
+    at all (one of a version before these updates, during a rolling deploy). Both carry the same
+    id, so whichever the workflow applies second is a no-op. An update the rules refuse (closed,
+    invalid) raises the client's error: a 4xx with the reason."""
 
     async def answered() -> CommandResult | None:
         try:
             return await asyncio.wait_for(update, s.settings.api_temporal_timeout / 2)
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            return None
+        except HandoffError as failed:
+            if type(failed) is not HandoffError:
+                raise  # refused by a rule: ConversationClosed, InvalidCommand, ...
+            # Its text may quote the payload: not logged (no customer text in a log line).
+            log.warning("A customer update failed without a rule refusing it: sending the signal instead")
             return None
 
     result = await s.temporal(answered(), command=True)
