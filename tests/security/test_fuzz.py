@@ -50,6 +50,9 @@ NOTHING_TO_NEGATE = {
     "GET /live/mine",
     "GET /metrics",
     "GET /conversations/{conversation_id}/suggestions",
+    "GET /session",
+    "DELETE /session",
+    "GET /team",
 }
 
 
