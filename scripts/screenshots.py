@@ -81,7 +81,9 @@ async def demo_data(api: httpx.AsyncClient) -> str:
     await api.post(
         f"/conversations/{held}/notes", json={"text": "Second expired link this week: check the mailer."}, headers=ALICE
     )
-    await api.post(f"/conversations/{held}/messages", json={"text": "Got it, thanks!"}, headers=token)
+    # A question the knowledge base and the resolved conversations above both answer: the
+    # conversation view then shows suggested replies from each source.
+    await api.post(f"/conversations/{held}/messages", json={"text": "Got it. Also, where is my order?"}, headers=token)
     await asyncio.sleep(1.5)  # let the last messages reach the database (written with the bot's next step)
     return held
 
@@ -125,6 +127,10 @@ async def main() -> None:
                 await page.keyboard.press("Enter")
                 await page.locator(f"#mine li[data-conversation='{held}'] button").click()
                 await page.locator("#conversation .note-internal").last.wait_for()
+                await page.locator("#suggestions li").first.wait_for()
+                # Scrolled to the latest messages, as the agent would, to show what the suggestions answer.
+                transcript = page.locator("#conversation .transcript")
+                await transcript.evaluate("list => { list.scrollTop = list.scrollHeight; }")
                 await shoot(page, "console-live-support")
                 await page.get_by_role("button", name="Close conversation").click()
                 await page.get_by_label("Resolved", exact=True).check()

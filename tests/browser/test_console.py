@@ -18,6 +18,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.browser.conftest import Watch
+from tests.helpers import eventually
 from tests.test_cli import Up
 
 pytestmark = pytest.mark.slow
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.slow
 SEEN = 15_000
 """ms: how long a change may take to show (pushed within about a second; generous for CI)."""
 RESET_ANSWER = "You can reset your password from the sign-in page"
+ORDER_ANSWER = "You can follow your delivery under Orders"
 ALICE = ("alice-demo-token-not-secret", "Alice Martin")
 BOB = ("bob-demo-token-not-secret", "Bob Stone")
 
@@ -243,6 +245,86 @@ async def test_two_agents_take_over_at_once(new_page: NewPage, up: Up, alice: Pa
     )
     await expect(mine(loser_page, conversation_id)).to_have_count(0)
     assert loser[1] != winner[1]
+
+
+async def assist_totals(up: Up) -> dict[str, int]:
+    """Alice's suggestion figures from `GET /stats/assist`."""
+    async with httpx.AsyncClient(base_url=up.url) as http:
+        answer = await http.get(
+            "/stats/assist", params={"agent": "alice"}, headers={"Authorization": f"Bearer {ALICE[0]}"}
+        )
+    answer.raise_for_status()
+    totals: dict[str, int] = answer.json()["totals"]
+    return totals
+
+
+async def test_suggested_replies_in_the_conversation_view(new_page: NewPage, up: Up, alice: Page) -> None:
+    before = await assist_totals(up)
+    customer = await new_page()
+    conversation_id = await customer_asks_for_a_person(customer, up, "How do I reset my password?")
+    await alice.get_by_role("link", name="Live support").click()
+    await open_and_take_over(alice, conversation_id)
+
+    # Alice sees the knowledge base's answer offered, with where it comes from; axe-clean.
+    panel = alice.get_by_role("region", name="Suggested replies")
+    reset = panel.locator("li[data-source=knowledge_base]").filter(has_text=RESET_ANSWER)
+    await expect(reset).to_be_visible(timeout=SEEN)
+    await expect(reset.locator(".source")).to_have_text("From the knowledge base")
+    assert await axe_violations(alice) == [], "the conversation view with suggestions"
+
+    # "Use" (by keyboard) puts the text in the reply box, focused; sent, the customer sees it.
+    text = await reset.locator(".text").text_content()
+    assert text is not None and text.startswith(RESET_ANSWER)
+    await reset.get_by_role("button", name=re.compile("^Use suggestion")).focus()
+    await alice.keyboard.press("Enter")
+    reply = alice.get_by_label("Reply to the customer")
+    await expect(reply).to_be_focused()
+    await expect(reply).to_have_value(text)
+    await alice.keyboard.press("Tab")
+    await expect(alice.get_by_role("button", name="Send reply")).to_be_focused()
+    await alice.keyboard.press("Enter")
+    await expect(customer.locator("li.from-agent .text")).to_have_text([text], timeout=SEEN)
+    await expect(reset).to_have_count(0, timeout=SEEN)  # used: no longer offered
+
+    # A new customer message, pushed, brings suggestions for it; "Dismiss" hides one.
+    await customer.get_by_label("Your message").fill("Where is my order?")
+    await customer.keyboard.press("Enter")
+    order = panel.locator("li[data-source=knowledge_base]").filter(has_text=ORDER_ANSWER)
+    await expect(order).to_be_visible(timeout=SEEN)
+    await order.get_by_role("button", name=re.compile("^Dismiss suggestion")).focus()
+    await alice.keyboard.press("Enter")
+    await expect(order).to_have_count(0)
+    focused = await alice.evaluate("document.activeElement && document.activeElement.closest('#conversation') !== null")
+    assert focused, "focus stays in the conversation after a dismissal"
+
+    # /stats/assist counts the use and the dismissal.
+    after = await eventually(
+        lambda: assist_totals(up),
+        lambda t: t["used"] >= before["used"] + 1 and t["dismissed"] >= before["dismissed"] + 1,
+        what="the use and the dismissal counted",
+    )
+    assert after["used"] == before["used"] + 1 and after["dismissed"] == before["dismissed"] + 1, (before, after)
+
+
+async def test_a_long_conversation_opens_at_its_latest_entries(new_page: NewPage, up: Up, alice: Page) -> None:
+    customer = await new_page()
+    await customer.goto(f"{up.url}/chat/")
+    for n in range(1, 9):
+        await customer.get_by_label("Your message").fill(f"How do I reset my password? ({n})")
+        await customer.keyboard.press("Enter")
+        await expect(customer.locator("li.from-bot")).to_have_count(n, timeout=SEEN)
+    await customer.get_by_role("button", name="Talk to a person").click()
+    conversation_id = await customer.evaluate("sessionStorage.getItem('handoff.chat.id')")
+    await alice.get_by_role("link", name="Live support").click()
+    await open_and_take_over(alice, conversation_id)
+
+    transcript = alice.locator("#conversation .transcript")
+    await expect(transcript.locator("li", has_text="Alice Martin joined the conversation")).to_be_attached(timeout=SEEN)
+    assert await transcript.evaluate("l => l.scrollHeight > l.clientHeight"), "longer than the view"
+    # Shown from its end once the view has settled (entries and suggestions arrive by push).
+    at_end = "() => { const l = document.querySelector('#conversation .transcript');"
+    at_end += " return l.scrollTop + l.clientHeight >= l.scrollHeight - 8; }"
+    await alice.wait_for_function(at_end, timeout=SEEN)
 
 
 async def test_message_text_never_runs_and_screens_pass_axe(

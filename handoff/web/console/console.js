@@ -22,7 +22,15 @@ const state = {
   followed: null,
   team: [],
   history: { cursors: [null], page: 0, next: null },
+  suggest: freshSuggestions(),
 };
+
+function freshSuggestions() {
+  // Suggested replies for the open conversation (see "Suggested replies" below). `key` says what
+  // they were asked for; `hidden` the ids the agent dismissed or used, per conversation; `using`
+  // the suggestion last put into the reply box.
+  return { key: null, conversationId: null, items: [], hidden: {}, using: null };
+}
 
 class ApiError extends Error {
   constructor(status, detail, holder) {
@@ -79,6 +87,7 @@ function signedOut() {
   state.me = null;
   // Nothing of the last agent's view stays for the next one to sign in on this page.
   Object.assign(state, { waiting: [], mine: [], openId: null, open: null, unread: {}, seen: {} });
+  state.suggest = freshSuggestions();
   for (const view of [$("conversation"), $("history-view")]) {
     fill(view);
     delete view.dataset.rendered;
@@ -334,7 +343,10 @@ function addEntry(entry) {
   const node = entryNode(entry);
   const after = [...list.children].find((n) => Number(n.dataset.seq) > entry.seq);
   list.insertBefore(node, after || null);
-  node.scrollIntoView({ block: "nearest" });
+  // Only an agent following the end is moved (an entry placed earlier by its seq, say a note
+  // recorded late, must not pull the view away from the latest messages).
+  if (list.dataset.following !== "no") list.scrollTop = list.scrollHeight;
+  if (entry.kind === "customer") loadSuggestions();
 }
 
 function renderConversation(container, c, live) {
@@ -348,7 +360,23 @@ function renderConversation(container, c, live) {
   const focusLabel = focused && (focused.getAttribute("aria-label") || focused.textContent);
   const draft = container.querySelector("#reply-text");
   const draftText = draft && draft.dataset.conversation === c.conversation_id ? draft.value : "";
+  // The latest entries are what an agent opens a conversation for: start at the bottom, and
+  // keep the place of an agent who scrolled up to read when the same conversation redraws.
+  const oldList = container.querySelector(".transcript");
+  const sameConversation = (container.dataset.shown || "") === c.conversation_id;
+  const keepScroll =
+    sameConversation && oldList && oldList.dataset.following === "no" ? oldList.scrollTop : null;
+  container.dataset.shown = c.conversation_id;
   drawConversation(container, c, live);
+  const list = container.querySelector(".transcript");
+  if (list) {
+    list.scrollTop = keepScroll ?? list.scrollHeight;
+    followEnd(list);
+  }
+  if (container.id === "conversation") {
+    renderSuggestions();
+    loadSuggestions();
+  }
   const reply = container.querySelector("#reply-text");
   if (reply) {
     reply.dataset.conversation = c.conversation_id;
@@ -361,6 +389,24 @@ function renderConversation(container, c, live) {
     );
     if (again) again.focus();
   }
+}
+
+function atEnd(list) {
+  return list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
+}
+
+// A transcript shown from its end stays at its end when what is around it changes its height
+// (the suggested replies appearing under it), as chat views do; one scrolled up stays put.
+// Whether it follows is the agent's choice, made by scrolling (a height change alone fires no
+// scroll event), and is kept across redraws of the same conversation.
+function followEnd(list) {
+  list.dataset.following = atEnd(list) ? "yes" : "no";
+  list.addEventListener("scroll", () => {
+    list.dataset.following = atEnd(list) ? "yes" : "no";
+  });
+  new ResizeObserver(() => {
+    if (list.dataset.following === "yes") list.scrollTop = list.scrollHeight;
+  }).observe(list);
 }
 
 function drawConversation(container, c, live) {
@@ -425,7 +471,14 @@ function drawConversation(container, c, live) {
           "form",
           { class: "reply", onsubmit: (event) => sendReply(event, c.conversation_id) },
           el("label", { for: "reply-text", class: "visually-hidden" }, "Reply to the customer"),
-          el("textarea", { id: "reply-text", rows: 3, maxlength: 10000, required: true, placeholder: "Reply to the customer…" }),
+          el("textarea", {
+            id: "reply-text",
+            rows: 3,
+            maxlength: 10000,
+            required: true,
+            placeholder: "Reply to the customer…",
+            oninput: forgetClearedSuggestion,
+          }),
           el("button", { type: "submit" }, "Send reply"),
         )
       : null;
@@ -446,6 +499,14 @@ function drawConversation(container, c, live) {
     previous,
     closedLine,
     el("ol", { class: "transcript", "aria-label": "Transcript" }, c.transcript.map(entryNode)),
+    composer
+      ? el(
+          "section",
+          { id: "suggestions", class: "suggestions", "aria-labelledby": "suggestions-title", hidden: true },
+          el("h3", { id: "suggestions-title" }, "Suggested replies"),
+          el("ol", { class: "suggestion-list" }),
+        )
+      : null,
     composer,
   );
 }
@@ -491,10 +552,167 @@ async function sendReply(event, id) {
   if (!text) return;
   const done = await act("Reply sent.", () => api("POST", `/conversations/${encodeURIComponent(id)}/replies`, { text }));
   if (done) {
+    const using = state.suggest.using;
+    if (using && using.conversationId === id) {
+      // Sent as it was put in the box: used; changed first: edited.
+      state.suggest.using = null;
+      hideSuggestion(id, using.id);
+      renderSuggestions();
+      feedback(id, using.id, text === using.text.trim() ? "used" : "edited");
+    }
     box.value = "";
     await refreshOpen();
     const again = $("reply-text");
     if (again) again.focus();
+  }
+}
+
+// --- Suggested replies (AI assist): for the conversation the agent holds, shown above the reply box.
+// Asked for again when a customer message arrives (pushed by the stream); "Use" puts a text into
+// the reply box for editing, "Dismiss" hides it. What the agent made of it goes to the feedback
+// route: "used" if sent unchanged, "edited" if changed before sending, "dismissed".
+
+const SOURCE_LABEL = { knowledge_base: "From the knowledge base", past_reply: "From a past resolved conversation" };
+
+function suggestionsKey() {
+  // Suggestions depend on the customer's latest messages: ask again when one arrives.
+  const c = state.open;
+  if (!c || c.conversation_id !== state.openId || c.status !== "human" || !c.agent || c.agent.id !== state.me.id) {
+    return null;
+  }
+  if (!document.getElementById("suggestions")) return null;
+  const lastCustomer = c.transcript.reduce((m, e) => (e.kind === "customer" ? Math.max(m, e.seq) : m), 0);
+  return `${c.conversation_id}|${c.agent.id}|${lastCustomer}`;
+}
+
+async function loadSuggestions() {
+  const key = suggestionsKey();
+  const s = state.suggest;
+  if (key === s.key) return;
+  s.key = key;
+  if (key === null) {
+    s.items = [];
+    renderSuggestions();
+    return;
+  }
+  const id = state.openId;
+  let data = null;
+  try {
+    data = await api("GET", `/conversations/${encodeURIComponent(id)}/suggestions`);
+  } catch {
+    data = null; // no longer held, or closed meanwhile: the view redraws without the panel
+  }
+  if (s !== state.suggest || s.key !== key) return; // signed out, or asked again since
+  s.conversationId = id;
+  s.items = data ? data.suggestions : [];
+  renderSuggestions();
+  const shown = visibleSuggestions().length;
+  if (shown) say(shown === 1 ? "1 suggested reply." : `${shown} suggested replies.`);
+}
+
+function visibleSuggestions() {
+  const s = state.suggest;
+  const hidden = s.hidden[s.conversationId] || new Set();
+  return s.conversationId === state.openId ? s.items.filter((item) => !hidden.has(item.id)) : [];
+}
+
+function renderSuggestions() {
+  const panel = document.getElementById("suggestions");
+  if (!panel) return;
+  const items = visibleSuggestions();
+  // A refresh keeps a keyboard user's place: the same button of the same suggestion if it is still there.
+  const focused = panel.contains(document.activeElement) ? document.activeElement : null;
+  const focusedItem = focused && focused.closest("[data-suggestion]");
+  const focusedAt = focusedItem && [focusedItem.dataset.suggestion, focused.textContent];
+  panel.hidden = items.length === 0;
+  fill(
+    panel.querySelector("ol"),
+    items.map((item, i) =>
+      el(
+        "li",
+        { class: "suggestion", "data-suggestion": item.id, "data-source": item.source.kind },
+        el("p", { class: "text", id: `suggestion-text-${i}` }, item.text),
+        el("span", { class: "source muted" }, SOURCE_LABEL[item.source.kind] || "Suggested"),
+        el(
+          "span",
+          { class: "suggestion-actions" },
+          el(
+            "button",
+            {
+              type: "button",
+              "aria-label": `Use suggestion ${i + 1}`,
+              "aria-describedby": `suggestion-text-${i}`,
+              onclick: () => useSuggestion(item),
+            },
+            "Use",
+          ),
+          el(
+            "button",
+            {
+              type: "button",
+              class: "secondary",
+              "aria-label": `Dismiss suggestion ${i + 1}`,
+              "aria-describedby": `suggestion-text-${i}`,
+              onclick: () => dismissSuggestion(item),
+            },
+            "Dismiss",
+          ),
+        ),
+      ),
+    ),
+  );
+  if (focusedAt) {
+    const again = [...panel.querySelectorAll("[data-suggestion]")].find((n) => n.dataset.suggestion === focusedAt[0]);
+    const button = again && [...again.querySelectorAll("button")].find((b) => b.textContent === focusedAt[1]);
+    const target = button || panel.querySelector("button") || $("reply-text");
+    if (target) target.focus();
+  }
+}
+
+function useSuggestion(item) {
+  const box = $("reply-text");
+  if (!box) return;
+  box.value = item.text;
+  state.suggest.using = { conversationId: state.openId, id: item.id, text: item.text };
+  box.focus();
+  box.setSelectionRange(box.value.length, box.value.length);
+  say("The suggestion is in the reply box: edit it or send it.");
+}
+
+function forgetClearedSuggestion(event) {
+  // An emptied reply box is no longer a suggestion being edited.
+  if (!event.target.value.trim()) state.suggest.using = null;
+}
+
+function hideSuggestion(conversationId, id) {
+  const hidden = state.suggest.hidden;
+  (hidden[conversationId] = hidden[conversationId] || new Set()).add(id);
+}
+
+async function dismissSuggestion(item) {
+  const id = state.openId;
+  const list = document.querySelector("#suggestions ol");
+  const position = list ? [...list.children].findIndex((n) => n.dataset.suggestion === item.id) : -1;
+  hideSuggestion(id, item.id);
+  if (state.suggest.using && state.suggest.using.id === item.id) state.suggest.using = null;
+  renderSuggestions();
+  // Keep the keyboard user's place: the next suggestion's Use button, else the reply box.
+  const buttons = document.querySelectorAll("#suggestions li .suggestion-actions button:first-child");
+  const next = buttons[Math.min(Math.max(position, 0), buttons.length - 1)] || $("reply-text");
+  if (next) next.focus();
+  say("Suggestion dismissed.");
+  await feedback(id, item.id, "dismissed");
+}
+
+async function feedback(conversationId, suggestionId, action) {
+  try {
+    await api(
+      "POST",
+      `/conversations/${encodeURIComponent(conversationId)}/suggestions/${encodeURIComponent(suggestionId)}/feedback`,
+      { action },
+    );
+  } catch (error) {
+    showError(`The suggestion feedback was not recorded: ${error.message}`);
   }
 }
 
