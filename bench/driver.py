@@ -80,8 +80,9 @@ class HandoffTarget:
         self.client = client
         self.handoff = HandoffClient(client, task_queue)
         self.continue_as_new_after_events = continue_as_new_after_events
-        # With the project database, agent commands go as the API sends them: it writes their
-        # facts itself (the database is the read side), so the workflow need not record them.
+        # With the project database, agent commands, customer messages and requests for a
+        # person go as the API sends them: updates whose facts the API writes itself (the
+        # database is the read side), so the workflow need not record them.
         self.store = store
 
     async def _agent(self, result: Awaitable[CommandResult]) -> None:
@@ -101,10 +102,16 @@ class HandoffTarget:
         )
 
     async def message(self, conversation_id: str, text: str) -> None:
-        await self.handoff.send_message(conversation_id, text)
+        if self.writes:  # as the API sends it: an update whose facts the caller writes
+            await self._agent(self.handoff.send_message_result(conversation_id, text, caller_records=True))
+        else:
+            await self.handoff.send_message(conversation_id, text)
 
     async def request_human(self, conversation_id: str) -> None:
-        await self.handoff.request_human(conversation_id)
+        if self.writes:
+            await self._agent(self.handoff.request_human_result(conversation_id, caller_records=True))
+        else:
+            await self.handoff.request_human(conversation_id)
 
     async def take_over(self, conversation_id: str, agent: Agent) -> None:
         await self._agent(self.handoff.take_over_result(conversation_id, agent, caller_records=self.writes))

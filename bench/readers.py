@@ -7,6 +7,12 @@ some of those over. Then, for `seconds`, every conversation has a chat widget po
 the demo agents poll their columns (`/live/waiting`, `/live/mine`) every 2 s. Measured:
 
 - API latency per read (p50/p99) and reads per second answered;
+- then the same widgets and agents follow by push for `seconds` instead (Server-Sent Events:
+  `GET /conversations/{id}/events`, `GET /live/events`), while Alice replies once to each
+  conversation she holds: time to open a stream (p50/p99), events received, errors, and the CPU
+  per 1,000 stream-seconds;
+- billable Temporal actions per conversation, readers included, counted from the histories
+  (`bench/cost.py`'s rule) after both windows: what the conversations did, since reads add none;
 - CPU seconds per 1,000 reads of the API process, the worker and the Temporal server;
 - Temporal actions the reads caused: reads make no Temporal call (they are served from the
   database), checked by the workflows' histories, which gain no event while only reads run;
@@ -35,6 +41,7 @@ import httpx
 import psutil
 
 from bench.cluster import ROOT, Cluster, WorkerProcess
+from bench.cost import billable_actions, run_histories
 from handoff.client import workflow_id
 
 POLL_SECONDS = 2.0
@@ -57,6 +64,15 @@ class ReadersResult:
     temporal_actions_per_read: int
     recovery_reads_seconds: float
     recovery_answers_seconds: float
+    # Push (SSE): streams held open for `seconds`, one per widget plus the two agents'.
+    sse_streams: int = 0
+    sse_errors: int = 0
+    sse_open_p50_ms: float = 0.0
+    sse_open_p99_ms: float = 0.0
+    sse_events: int = 0
+    sse_cpu_per_1000_stream_seconds: dict[str, float] | None = None
+    # Billable actions per conversation after both windows (reads and streams add none).
+    actions_per_conversation: float = 0.0
 
 
 class ApiProcess:
@@ -174,6 +190,43 @@ async def _poll(
         await asyncio.sleep(max(0.0, POLL_SECONDS - (time.monotonic() - began)))
 
 
+async def _stream(
+    http: httpx.AsyncClient, url: str, headers: dict[str, str], until: float, opened_in: list[float], counts: list[int]
+) -> None:
+    """Hold one SSE stream open until `until`: the time its response began, and the events read
+    (`counts[0]`), errors (`counts[1]`)."""
+    began = time.monotonic()
+    try:
+        async with asyncio.timeout(max(0.1, until - began)):
+            async with http.stream("GET", url, headers=headers) as response:
+                if response.status_code != 200:
+                    counts[1] += 1
+                    return
+                opened_in.append(time.monotonic() - began)
+                async for line in response.aiter_lines():
+                    if line.startswith("id:"):
+                        counts[0] += 1
+    except TimeoutError:
+        return  # held open for the whole window, as wanted
+    except httpx.HTTPError:
+        counts[1] += 1
+
+
+async def _reply_to_each(http: httpx.AsyncClient, held: list[Opened], until: float) -> None:
+    """Alice replies once to each conversation she holds, spread over the window (events to push)."""
+    gap = max(0.0, until - time.monotonic() - 1) / max(len(held), 1)
+    for c in held:
+        await http.post(f"/conversations/{c.id}/replies", json={"text": "Looking into it now."}, headers=ALICE)
+        await asyncio.sleep(gap)
+
+
+async def _actions_per_conversation(cluster: Cluster, ids: list[str]) -> float:
+    total = 0
+    for cid in ids:
+        total += sum(billable_actions(await run_histories(cluster.client, workflow_id(cid))).values())
+    return total / max(len(ids), 1)
+
+
 async def _answers(http: httpx.AsyncClient, c: Opened, answered: bool) -> bool:
     """Whether the conversation's read answers (and, with `answered`, holds the bot's second answer)."""
     try:
@@ -251,6 +304,28 @@ async def measure(cluster: Cluster, conversations: int, seconds: float) -> Reade
             }
             events_added = await _history_events(cluster, ids) - events_before
 
+            # Push: the same readers follow by SSE instead, while Alice replies to those she holds.
+            sse_opened: list[float] = []
+            sse_counts = [0, 0]
+            many = httpx.Limits(max_connections=conversations + 50, max_keepalive_connections=conversations + 50)
+            async with httpx.AsyncClient(base_url=api.url, timeout=60, limits=many) as streams_http:
+                sse_cpu_before = _cpu(api, worker, cluster)
+                sse_began = time.monotonic()
+                sse_until = sse_began + seconds
+                streams = [
+                    _stream(streams_http, f"/conversations/{c.id}/events", c.headers, sse_until, sse_opened, sse_counts)
+                    for c in opened
+                ]
+                streams += [
+                    _stream(streams_http, "/live/events", agent, sse_until, sse_opened, sse_counts)
+                    for agent in (ALICE, BOB)
+                ]
+                held = opened[: max(1, conversations // 8)]
+                await asyncio.gather(*streams, _reply_to_each(http, held, sse_until))
+                sse_seconds = (time.monotonic() - sse_began) * len(streams)
+                sse_cpu_after = _cpu(api, worker, cluster)
+            actions = await _actions_per_conversation(cluster, ids)
+
             # Crash recovery: a message in flight to every conversation still with the bot, then SIGKILL all.
             in_flight = opened[max(1, conversations // 4) :]
             for c in in_flight:
@@ -289,6 +364,15 @@ async def measure(cluster: Cluster, conversations: int, seconds: float) -> Reade
         temporal_actions_per_read=0 if events_added == 0 else -1,
         recovery_reads_seconds=round(reads_back, 2),
         recovery_answers_seconds=round(answers_back, 2),
+        sse_streams=len(opened) + 2,
+        sse_errors=sse_counts[1],
+        sse_open_p50_ms=round(statistics.median(sse_opened) * 1000, 1) if sse_opened else 0.0,
+        sse_open_p99_ms=round(_percentile(sse_opened, 0.99) * 1000, 1),
+        sse_events=sse_counts[0],
+        sse_cpu_per_1000_stream_seconds={
+            k: round((sse_cpu_after[k] - sse_cpu_before[k]) * 1000 / max(sse_seconds, 1), 2) for k in sse_cpu_before
+        },
+        actions_per_conversation=round(actions, 2),
     )
 
 
@@ -307,17 +391,25 @@ def table(results: list[ReadersResult]) -> str:
     lines = [
         "| open conversations | reads | reads/s | errors | p50 ms | p99 ms "
         "| CPU s per 1,000 reads (API / worker / server) | history events added by reads "
-        "| seconds until every read answers after SIGKILL | … until every answer |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| seconds until every read answers after SIGKILL | … until every answer "
+        "| SSE streams | errors | open p50 / p99 ms | events | CPU s per 1,000 stream-seconds (API / worker / server) "
+        "| billable actions per conversation, readers included |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         cpu = r.cpu_per_1000_reads
         lines.append(
             f"| {r.conversations:,} | {r.reads:,} | {r.reads_per_second} | {r.errors} | {r.p50_ms} | {r.p99_ms} "
             f"| {cpu['api']} / {cpu['worker']} / {cpu['server']} | {r.history_events_added_by_reads} "
-            f"| {r.recovery_reads_seconds} | {r.recovery_answers_seconds} |"
+            f"| {r.recovery_reads_seconds} | {r.recovery_answers_seconds} "
+            f"| {r.sse_streams:,} | {r.sse_errors} | {r.sse_open_p50_ms} / {r.sse_open_p99_ms} | {r.sse_events:,} "
+            f"| {_triple(r.sse_cpu_per_1000_stream_seconds)} | {r.actions_per_conversation} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _triple(cpu: dict[str, float] | None) -> str:
+    return "–" if cpu is None else f"{cpu['api']} / {cpu['worker']} / {cpu['server']}"
 
 
 def write(results: list[ReadersResult], path: Path) -> str:

@@ -24,7 +24,8 @@ OUTCOME = Outcome.RESOLVED
 
 
 class Kind(StrEnum):
-    """How an input reaches the workflow: customer inputs are signals, agent inputs updates."""
+    """How an input reaches the workflow: agent inputs are updates; customer inputs are updates
+    when the driver writes their facts as the API does (the cost phase), signals otherwise."""
 
     START = "start"  # the opening customer message: signal-with-start
     MESSAGE = "message"  # signal CustomerMessage

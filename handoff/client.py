@@ -151,6 +151,8 @@ class HandoffClient:
         continue_as_new_after_events: int | None = None,
         previous_conversation_id: str | None = None,
         read_side: bool = True,
+        search_attributes_at_close: bool = True,
+        facts_by_cause: bool = True,
     ) -> None:
         """Deliver a customer message, starting the conversation if it is new.
 
@@ -160,6 +162,11 @@ class HandoffClient:
 
         `read_side`: the conversation writes every fact to the database promptly, so reads can
         be served from there (issue 8); False gives the recording rhythm of earlier versions.
+        `search_attributes_at_close`: the conversation is listed as `open` until it closes and
+        upserts its search attributes once, at the close (see `handoff.search_attributes`);
+        False gives one upsert per transition, as earlier versions did. `facts_by_cause`: every
+        fact is keyed by its cause (message id, update id, the question a bot answer answers),
+        not by its number; False gives number keys, as earlier versions did.
         """
         _check(lambda: check_text(text, "the message"))
         _check(lambda: check_text(customer_id, "the customer id", MAX_CUSTOMER_ID_CHARS))
@@ -174,6 +181,8 @@ class HandoffClient:
                     handover_summaries=self.handover_summaries,
                     previous_conversation_id=previous_conversation_id,
                     read_side=read_side,
+                    search_attributes_at_close=search_attributes_at_close,
+                    facts_by_cause=facts_by_cause,
                 ),
                 id=workflow_id(conversation_id),
                 task_queue=self.task_queue,
@@ -181,7 +190,7 @@ class HandoffClient:
                 start_signal_args=[CustomerMessage(text=text, message_id=message_id)],
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                search_attributes=search_attributes.for_new_conversation(),
+                search_attributes=search_attributes.for_new_conversation(at_close_only=search_attributes_at_close),
             )
         except WorkflowAlreadyStartedError:
             raise ConversationClosed(CLOSED_MESSAGE) from None
@@ -221,8 +230,26 @@ class HandoffClient:
         _check(lambda: check_text(text, "the message"))
         await self._signal(conversation_id, "CustomerMessage", CustomerMessage(text=text, message_id=message_id))
 
-    async def request_human(self, conversation_id: str) -> None:
-        await self._signal(conversation_id, "RequestHuman", RequestHuman())
+    async def request_human(self, conversation_id: str, *, request_id: str | None = None) -> None:
+        await self._signal(conversation_id, "RequestHuman", RequestHuman(request_id=request_id))
+
+    # The same two as updates, answering with the facts they produced (what the API sends). An
+    # update needs a worker to answer, where a signal is accepted while none runs; the same
+    # `message_id` / `request_id` on both makes whichever lands second a no-op, so a caller may
+    # send the signal when the update is not answered in time. `caller_records=True`: as below.
+
+    async def send_message_result(
+        self, conversation_id: str, text: str, *, message_id: str | None = None, caller_records: bool = False
+    ) -> CommandResult:
+        _check(lambda: check_text(text, "the message"))
+        command = CustomerMessage(text=text, message_id=message_id, caller_records=caller_records)
+        return await self._update(conversation_id, ConversationWorkflow.send_message, command, update_id=message_id)
+
+    async def request_human_result(
+        self, conversation_id: str, *, request_id: str | None = None, caller_records: bool = False
+    ) -> CommandResult:
+        command = RequestHuman(request_id=request_id, caller_records=caller_records)
+        return await self._update(conversation_id, ConversationWorkflow.ask_for_human, command, update_id=request_id)
 
     # --- Agent side: updates, answered once the workflow has applied (or refused) them.
 
@@ -337,9 +364,13 @@ class HandoffClient:
     async def _signal(self, conversation_id: str, name: str, arg: Any) -> None:
         await self._call(conversation_id, self.handle(conversation_id).signal(name, arg))
 
-    async def _update(self, conversation_id: str, update: Any, arg: Any) -> CommandResult:
+    async def _update(
+        self, conversation_id: str, update: Any, arg: Any, *, update_id: str | None = None
+    ) -> CommandResult:
+        """`update_id`: Temporal answers a retry under the same id with the first call's result."""
         try:
-            result = await self._call(conversation_id, self.handle(conversation_id).execute_update(update, arg))
+            handle = self.handle(conversation_id)
+            result = await self._call(conversation_id, handle.execute_update(update, arg, id=update_id))
             return CommandResult.model_validate(result)
         except WorkflowUpdateFailedError as failed:
             raise _from_update_failure(failed) from None

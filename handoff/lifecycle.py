@@ -177,6 +177,8 @@ def request_key(command: Command) -> str | None:
     """The idempotency key of a command from outside, if its sender gave one."""
     if isinstance(command, CustomerMessage):
         return None if command.message_id is None else f"message:{command.message_id}"
+    if isinstance(command, RequestHuman):
+        return None if command.request_id is None else f"human:{command.request_id}"
     if isinstance(command, AgentCommand):
         return None if command.request_id is None else f"request:{command.request_id}"
     return None
@@ -192,6 +194,11 @@ def fact_cause(command: Command, part: str) -> str | None:
     if isinstance(command, AgentCommand) and command.request_id is not None:
         return f"{command.kind}:{command.request_id}:{part}"
     return None
+
+
+def _parts(cause: str | None, *parts: str) -> list[str | None]:
+    """The causes of the several facts one cause produces (None stays None: number keys)."""
+    return [None if cause is None else f"{cause}:{part}" for part in parts]
 
 
 MAX_CUSTOMER_ID_CHARS = 200
@@ -330,12 +337,15 @@ class Conversation:
             s.seen_request_ids = [*s.seen_request_ids, key][-SEEN_REQUEST_IDS_KEPT:]
         match command:
             case CustomerMessage(text=text):
-                entry = self._entry(EntryKind.CUSTOMER, CUSTOMER_AUTHOR, text, now)
+                cause = self._cause(command, "message")
+                entry = self._entry(EntryKind.CUSTOMER, CUSTOMER_AUTHOR, text, now, cause=cause)
                 if s.status is Status.BOT:
                     s.bot_queue.append(entry.seq)
+                    if cause is not None:
+                        s.question_causes[entry.seq] = cause
             case RequestHuman():
                 if s.status is Status.BOT:
-                    self._to_waiting(now)
+                    self._to_waiting(now, self._cause(command, "requested"), self._cause(command, "note"))
             case BotAnswered(answer_seq=int()) if s.read_side:
                 self._reserved_bot_answer(command, now)
             case BotAnswered(reply_to=reply_to, text=text, wants_human=wants_human):
@@ -344,11 +354,12 @@ class Conversation:
                 if s.status is not Status.BOT or reply_to not in s.bot_queue:
                     return []
                 s.bot_queue.remove(reply_to)
-                answer = self._entry(EntryKind.BOT, BOT_AUTHOR, text, now)
+                cause = self._answer_cause(reply_to)
+                answer = self._entry(EntryKind.BOT, BOT_AUTHOR, text, now, cause=cause)
                 if command.fallback:
                     self._note_fallback(answer.seq)
                 if wants_human:
-                    self._to_waiting(now)
+                    self._to_waiting(now, *_parts(cause, "requested", "note"))
             case TakeOver(agent=agent):
                 if s.status is Status.HUMAN:
                     return []  # the holder taking over again: nothing changes
@@ -357,29 +368,33 @@ class Conversation:
                 s.assigned_at = now
                 s.waiting_since = None
                 s.bot_queue = []
-                self._fact(FactKind.TAKEN_OVER, now, agent=agent)
-                self._note(joined_note(agent), now, agent)
-                self._handover_summary(agent, now)
+                self._fact(FactKind.TAKEN_OVER, now, agent=agent, cause=self._cause(command, "taken_over"))
+                self._note(joined_note(agent), now, agent, cause=self._cause(command, "note"))
+                self._handover_summary(agent, now, cause=self._cause(command, "summary"))
             case AgentReply(agent=agent, text=text):
-                self._entry(EntryKind.AGENT, agent.name, text, now, agent=agent)
+                self._entry(EntryKind.AGENT, agent.name, text, now, agent=agent, cause=self._cause(command, "message"))
             case HandBack(agent=agent):
                 s.status = Status.BOT
                 s.agent = None
                 s.assigned_at = None
                 s.requested_at = None
-                self._fact(FactKind.HANDED_BACK, now, agent=agent)
-                self._note(left_note(agent), now, agent)
+                self._fact(FactKind.HANDED_BACK, now, agent=agent, cause=self._cause(command, "handed_back"))
+                self._note(left_note(agent), now, agent, cause=self._cause(command, "note"))
             case Close(agent=agent, outcome=outcome):
                 s.status = Status.CLOSED
                 s.outcome = outcome
                 s.closed_by = agent
                 s.closed_at = now
                 s.agent = None
-                self._fact(FactKind.CLOSED, now, agent=agent, outcome=outcome)
-                self._note(closed_note(agent, outcome), now, agent)
+                self._fact(FactKind.CLOSED, now, agent=agent, outcome=outcome, cause=self._cause(command, "closed"))
+                self._note(closed_note(agent, outcome), now, agent, cause=self._cause(command, "note"))
             case Transfer() | Release() | AddNote() | TimerFired():
                 if not self._apply_issue9(command, now):
                     return []
+        if s.question_causes:
+            # Only questions still owed an answer keep their cause (one being answered has
+            # passed it to its reserved answer already).
+            s.question_causes = {seq: c for seq, c in s.question_causes.items() if seq in s.bot_queue}
         self._follow_timers(command, now, status_before)
         s.updated_at = now
         return s.outbox[before:]
@@ -469,7 +484,7 @@ class Conversation:
         s = self.state
         s.fallback_seqs = [*s.fallback_seqs, seq][-FALLBACKS_KEPT:]
 
-    def _handover_summary(self, agent: Agent, now: datetime) -> None:
+    def _handover_summary(self, agent: Agent, now: datetime, cause: str | None = None) -> None:
         """An internal note for the agent taking over: the bot session they inherit, in the same
         step (its fact rides along with the take-over's: no extra Temporal action)."""
         s = self.state
@@ -482,7 +497,7 @@ class Conversation:
             seq=self._next_seq(), at=now, kind=EntryKind.INTERNAL, author=handover.AUTHOR, text=text
         )
         s.transcript.append(entry)
-        self._fact(FactKind.NOTE, now, entry=entry, agent=agent)
+        self._fact(FactKind.NOTE, now, entry=entry, agent=agent, cause=cause)
 
     def _internal(self, agent: Agent, text: str, now: datetime, cause: str | None) -> None:
         entry = TranscriptEntry(seq=self._next_seq(), at=now, kind=EntryKind.INTERNAL, author=agent.name, text=text)
@@ -548,7 +563,12 @@ class Conversation:
         s.reserved_fact = s.last_fact
         entry = TranscriptEntry(seq=seq, at=s.updated_at, kind=EntryKind.BOT, author=BOT_AUTHOR, text="")
         return Fact(
-            conversation_id=s.conversation_id, number=s.last_fact, kind=FactKind.MESSAGE, at=s.updated_at, entry=entry
+            conversation_id=s.conversation_id,
+            number=s.last_fact,
+            kind=FactKind.MESSAGE,
+            at=s.updated_at,
+            entry=entry,
+            cause=self._answer_cause(reply_to),
         )
 
     def _reserved_bot_answer(self, answer: BotAnswered, now: datetime) -> None:
@@ -567,32 +587,62 @@ class Conversation:
             self._note_fallback(entry.seq)
         s.outbox.append(
             Fact(
-                conversation_id=s.conversation_id, number=answer.answer_fact, kind=FactKind.MESSAGE, at=at, entry=entry
+                conversation_id=s.conversation_id,
+                number=answer.answer_fact,
+                kind=FactKind.MESSAGE,
+                at=at,
+                entry=entry,
+                cause=answer.answer_cause,
             )
         )
         if s.status is Status.BOT and answer.reply_to in s.bot_queue:
             s.bot_queue.remove(answer.reply_to)
             if answer.wants_human:
-                self._to_waiting(now)
+                self._to_waiting(now, *_parts(answer.answer_cause, "requested", "note"))
 
-    def _to_waiting(self, now: datetime) -> None:
+    def _cause(self, command: Command, part: str) -> str | None:
+        """What keys a fact `command` produces, in a conversation keyed by cause (issue 8): the
+        sender's message id, the request or update id, `part` telling apart the facts of one
+        command. None (number keys) otherwise, or for a command sent without an id (a signal
+        from a backend that gives none)."""
+        if not self.state.facts_by_cause:
+            return None
+        match command:
+            case CustomerMessage(message_id=str() as message_id):
+                return f"message:{message_id}"
+            case RequestHuman(request_id=str() as request_id):
+                return f"human:{request_id}:{part}"
+        return fact_cause(command, part)
+
+    def _answer_cause(self, reply_to: int) -> str | None:
+        """A bot answer's cause: the question it answers (one answer per question)."""
+        question = self.state.question_causes.get(reply_to)
+        return None if question is None else f"answer:{question}"
+
+    def _to_waiting(self, now: datetime, cause: str | None = None, note_cause: str | None = None) -> None:
         s = self.state
         s.status = Status.WAITING
         s.waiting_since = now
         if s.requested_at is None:
             s.requested_at = now
         s.bot_queue = []
-        self._fact(FactKind.HUMAN_REQUESTED, now)
-        self._note(HUMAN_REQUESTED_NOTE, now, None)
+        self._fact(FactKind.HUMAN_REQUESTED, now, cause=cause)
+        self._note(HUMAN_REQUESTED_NOTE, now, None, cause=note_cause)
 
     # --- Building transcript entries and facts.
 
     def _entry(
-        self, kind: EntryKind, author: str, text: str, now: datetime, agent: Agent | None = None
+        self,
+        kind: EntryKind,
+        author: str,
+        text: str,
+        now: datetime,
+        agent: Agent | None = None,
+        cause: str | None = None,
     ) -> TranscriptEntry:
         entry = TranscriptEntry(seq=self._next_seq(), at=now, kind=kind, author=author, text=text)
         self.state.transcript.append(entry)
-        self._fact(FactKind.MESSAGE, now, entry=entry, agent=agent)
+        self._fact(FactKind.MESSAGE, now, entry=entry, agent=agent, cause=cause)
         return entry
 
     def _next_seq(self) -> int:
@@ -617,7 +667,7 @@ class Conversation:
         s = self.state
         if s.last_fact == 0 and kind is not FactKind.STARTED:
             # Whatever happens first to a conversation starts it, for the statistics.
-            self._fact(FactKind.STARTED, now)
+            self._fact(FactKind.STARTED, now, cause="started" if s.facts_by_cause else None)
         s.last_fact += 1
         s.outbox.append(
             Fact(

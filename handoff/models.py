@@ -87,10 +87,18 @@ class CustomerMessage(Model):
     text: str
     # The sender's idempotency key: a message delivered twice is kept once.
     message_id: str | None = None
+    # Sent as an update (the `SendMessage` update): the caller writes the facts it gets back in
+    # the `CommandResult` itself (the API does), as for an agent command (issue 8).
+    caller_records: bool = False
 
 
 class RequestHuman(Model):
     kind: Literal["request_human"] = "request_human"
+    # The sender's idempotency key: a request delivered twice (an update that timed out, then
+    # the same request as a signal) is applied once.
+    request_id: str | None = None
+    # As for `CustomerMessage`: the caller writes the request's facts itself.
+    caller_records: bool = False
 
 
 class AgentCommand(Model):
@@ -169,6 +177,8 @@ class BotAnswered(Model):
     answer_seq: int | None = None
     answer_fact: int | None = None
     answered_at: datetime | None = None
+    # The reserved answer's cause (conversations keyed by cause): "answer:<question's cause>".
+    answer_cause: str | None = None
     # The bot had no answer (its fallback, or no answer at all): the handover summary says so.
     fallback: bool = False
 
@@ -301,6 +311,16 @@ class ConversationState(ConversationSummary):
     # its fallback, by entry seq (the latest few).
     handover_summaries: bool = False
     fallback_seqs: list[int] = Field(default_factory=list)
+    # Issue 8 (cost): the search attributes say only open or closed (and the outcome), one upsert
+    # per conversation instead of one per transition; who is waiting or held by whom is in the
+    # database. Set for new conversations only, so older histories replay.
+    search_attributes_at_close: bool = False
+    # Issue 8, item 3: every fact is keyed by its cause (the message id, the update id, the bot
+    # answer's question) rather than by its number. Set for new conversations only: a conversation
+    # already writing number keys keeps them, or its facts would be written twice. The causes of
+    # the customer messages the bot still owes an answer, by entry seq (its answer's cause).
+    facts_by_cause: bool = False
+    question_causes: dict[int, str] = Field(default_factory=dict)
 
     def summary(self) -> ConversationSummary:
         return ConversationSummary.model_validate(self.model_dump(include=set(ConversationSummary.model_fields)))
@@ -323,11 +343,16 @@ class ConversationInput(Model):
     read_side: bool = False
     # Issue 14: new conversations get a handover summary at each take-over.
     handover_summaries: bool = False
+    # Issue 8 (cost): new conversations upsert their search attributes only when they close.
+    search_attributes_at_close: bool = False
+    # Issue 8: new conversations key every fact by its cause.
+    facts_by_cause: bool = False
 
 
 class CommandResult(ConversationSummary):
-    """What an agent update answers: the summary, plus the facts the command produced, which
-    the caller writes to the database at once (the recorder writes them again later: a no-op)."""
+    """What an update (an agent's command, or a customer's message or request for a person sent
+    as an update) answers: the summary, plus the facts the command produced, which the caller
+    writes to the database at once (the recorder writes them again later: a no-op)."""
 
     facts: list[Fact] = Field(default_factory=list)
 

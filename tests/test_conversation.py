@@ -24,7 +24,7 @@ from handoff.client import (
     workflow_id,
 )
 from handoff.lifecycle import HUMAN_REQUESTED_NOTE, MAX_MESSAGE_CHARS
-from handoff.models import EntryKind, FactKind, HandBack, Outcome, Status, TakeOver
+from handoff.models import CustomerMessage, EntryKind, FactKind, HandBack, Outcome, Status, TakeOver
 from handoff.store import Store
 from tests.helpers import (
     ALICE,
@@ -41,6 +41,7 @@ from tests.helpers import (
     processed_signals,
     wait_for_entries,
 )
+from workflows.conversation import ConversationWorkflow
 
 
 async def start(handoff: HandoffClient, text: str = "hello") -> str:
@@ -362,10 +363,16 @@ async def test_a_duplicate_first_message_creates_one_conversation(
     assert len(await eventually(runs, lambda found: len(found) >= 1, what="the run listed")) == 1
 
 
-async def test_ops_can_filter_conversations_by_status_agent_and_outcome(
+async def test_ops_can_filter_conversations_started_before_the_cost_work_by_status_agent_and_outcome(
     handoff: HandoffClient, temporal_env: WorkflowEnvironment
 ) -> None:
-    conversation_id = await to_waiting(handoff)
+    """Conversations started without `search_attributes_at_close` (before issue 8's cost work)
+    keep one upsert per transition, so ops can filter them by live status and agent."""
+    conversation_id = new_id()
+    await handoff.start_or_message(conversation_id, "customer-42", "hello", search_attributes_at_close=False)
+    await wait_for_entries(handoff, conversation_id, 2)
+    await handoff.send_message(conversation_id, "talk to a human")
+    await eventually(lambda: handoff.summary(conversation_id), lambda s: s.status is Status.WAITING)
     wid = workflow_id(conversation_id)
 
     async def ids(query: str) -> set[str]:
@@ -383,6 +390,64 @@ async def test_ops_can_filter_conversations_by_status_agent_and_outcome(
     ours = {p.key.name: p.value for p in description.typed_search_attributes if p.key.name.startswith("Conversation")}
     assert ours == {"ConversationStatus": "closed", "ConversationOutcome": "not_resolved"}
     assert "customer" not in wid
+
+
+async def test_ops_see_new_conversations_open_until_they_close_then_closed_with_their_outcome(
+    handoff: HandoffClient, temporal_env: WorkflowEnvironment
+) -> None:
+    """New conversations upsert their search attributes once, at the close (each upsert is a
+    billable action; who is waiting or held by whom is answered by the database)."""
+    conversation_id = await to_waiting(handoff)
+    wid = workflow_id(conversation_id)
+
+    async def ids(query: str) -> set[str]:
+        return {w.id async for w in temporal_env.client.list_workflows(query)}
+
+    await eventually(lambda: ids("ConversationStatus = 'open'"), lambda found: wid in found)
+    await handoff.take_over(conversation_id, ALICE)
+    await handoff.close(conversation_id, ALICE, Outcome.NOT_RESOLVED)
+    await eventually(
+        lambda: ids("ConversationStatus = 'closed' AND ConversationOutcome = 'not_resolved'"),
+        lambda found: wid in found,
+    )
+    assert wid not in await ids("ConversationStatus = 'open'")
+    history = await temporal_env.client.get_workflow_handle(wid).fetch_history()
+    upserts = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES]
+    assert len(upserts) == 1  # waiting, taken over, closed: one upsert, at the close
+    description = await temporal_env.client.get_workflow_handle(wid).describe()
+    ours = {p.key.name: p.value for p in description.typed_search_attributes if p.key.name.startswith("Conversation")}
+    assert ours == {"ConversationStatus": "closed", "ConversationOutcome": "not_resolved"}
+
+
+async def test_a_customer_message_sent_as_an_update_answers_with_its_facts_and_is_kept_once(
+    handoff: HandoffClient, store: Store
+) -> None:
+    """What the API sends: the update's answer carries the message's fact, for the API to write;
+    a retry under the same message id is applied once; a refused message leaves no trace."""
+    conversation_id = await to_waiting(handoff)
+    result = await handoff.send_message_result(conversation_id, "still there?", message_id="m-1", caller_records=True)
+    [fact] = result.facts
+    assert (fact.kind, fact.entry and fact.entry.text) == (FactKind.MESSAGE, "still there?")
+    again = await handoff.send_message_result(conversation_id, "still there?", message_id="m-1", caller_records=True)
+    assert again.facts == result.facts  # Temporal answers the retried update with the first result
+    with pytest.raises(InvalidCommand, match="the message is empty"):  # refused before it is sent
+        await handoff.send_message_result(conversation_id, "   ", message_id="m-2", caller_records=True)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:  # and by the workflow's validator
+        await handoff.handle(conversation_id).execute_update(
+            ConversationWorkflow.send_message, CustomerMessage(text="\x00", caller_records=True)
+        )
+    assert isinstance(refused.value.cause, ApplicationError) and refused.value.cause.type == "invalid_input"
+    asked = await handoff.request_human_result(conversation_id, request_id="r-1", caller_records=True)
+    assert (asked.status, asked.facts) == (Status.WAITING, [])  # already waiting: nothing changes
+    transcript = await handoff.transcript(conversation_id)
+    assert [e.text for e in transcript if e.kind is EntryKind.CUSTOMER].count("still there?") == 1
+    await handoff.take_over(conversation_id, ALICE)
+    await handoff.close(conversation_id, ALICE, Outcome.RESOLVED)
+    with pytest.raises(ConversationClosed):
+        await handoff.send_message_result(conversation_id, "one more", message_id="m-3", caller_records=True)
+    await handoff.result(conversation_id)
+    recorded_texts = [e.text for e in store.transcript(conversation_id) if e.kind is EntryKind.CUSTOMER]
+    assert recorded_texts.count("still there?") == 1  # the recorder wrote it as the backstop
 
 
 async def test_history_reads_well_in_the_ui(handoff: HandoffClient, temporal_env: WorkflowEnvironment) -> None:

@@ -90,3 +90,39 @@ def test_a_request_for_a_person_is_due_at_once() -> None:
     conv.mark_recorded(conv.state.outbox)
     conv.apply(RequestHuman(), at(1))
     assert conv.recording_due()
+
+
+def keyed_by_cause() -> Conversation:
+    conv = read_side()
+    conv.state.facts_by_cause = True
+    return conv
+
+
+def test_facts_keyed_by_cause_keep_their_keys_whatever_came_before() -> None:
+    """Issue 8, item 3: a fact's key is its cause (message id, request or update id, the question
+    a bot answer answers), so the same input gives the same key whatever the numbering."""
+    keys: list[dict[str, str]] = []
+    for earlier in ([], ["m0"]):
+        conv = keyed_by_cause()
+        for i, message_id in enumerate([*earlier, "m1"]):
+            conv.apply(CustomerMessage(text=f"question {message_id}", message_id=message_id), at(i))
+        seq_m1 = conv.state.bot_queue[-1]
+        answer = conv.reserve_bot_answer(conv.state.bot_queue[0])
+        assert answer.cause == f"answer:message:{earlier[0] if earlier else 'm1'}"
+        conv.apply(RequestHuman(request_id="r1"), at(5))
+        conv.apply(TakeOver(agent=ALICE, request_id="u1"), at(6))
+        assert seq_m1 not in conv.state.question_causes  # a question no longer owed an answer
+        facts = conv.state.outbox
+        assert all(f.cause is not None for f in facts)
+        assert len({f.key for f in facts}) == len(facts)
+        keys.append({f.cause: f.key for f in facts if f.cause is not None})
+    common = keys[0].keys() & keys[1].keys()
+    assert {"message:m1", "human:r1:requested", "take_over:u1:taken_over", "started"} <= common
+    assert all(keys[0][cause] == keys[1][cause] for cause in common)
+
+
+def test_a_conversation_started_before_keeps_number_keys() -> None:
+    conv = read_side()  # facts_by_cause not set: a conversation started before this change
+    conv.apply(CustomerMessage(text="hello", message_id="m1"), at(0))
+    conv.apply(RequestHuman(request_id="r1"), at(1))
+    assert [f.key for f in conv.state.outbox] == [f"c-read-side:{n}" for n in range(1, 5)]

@@ -29,6 +29,8 @@ def test_there_are_histories_of_every_kind() -> None:
     assert {"reference_conversation", "closed_straight_from_the_bot", "continued_as_new"} <= names
     # Issue 8: read-side conversations (bot answers under reserved seqs, commands written by the API).
     assert {"read_side__reference_conversation", "read_side__continued_as_new"} <= names
+    # Issue 8, cost: customer messages and requests as updates, search attributes at the close only.
+    assert {"cost__reference_conversation", "cost__continued_as_new"} <= names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)

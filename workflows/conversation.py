@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
@@ -55,7 +55,8 @@ with workflow.unsafe.imports_passed_through():
         Transfer,
     )
 
-AgentCommandT = TypeVar("AgentCommandT", bound="AgentCommand")
+UpdateCommand = TakeOver | AgentReply | HandBack | Close | Transfer | Release | AddNote | CustomerMessage | RequestHuman
+KeyedCommandT = TypeVar("KeyedCommandT", bound="AgentCommand | CustomerMessage | RequestHuman")
 
 # Recording retries until it succeeds: a conversation waits out a database outage rather than fail.
 BOT_ANSWER_TIMEOUT = timedelta(seconds=10)
@@ -106,6 +107,10 @@ class ConversationWorkflow:
             state.read_side = True  # carried across continue-as-new with the rest of the state
         if input.state is None and input.handover_summaries:
             state.handover_summaries = True
+        if input.state is None and input.search_attributes_at_close:
+            state.search_attributes_at_close = True
+        if input.state is None and input.facts_by_cause:
+            state.facts_by_cause = True
         self._conversation = Conversation(state)
         self._continue_as_new_after_events = input.continue_as_new_after_events
         self._draining = False  # set before continue-as-new: start no new activity
@@ -174,7 +179,7 @@ class ConversationWorkflow:
                     pass
             self._apply(timer)
 
-    # --- Customer side: signals.
+    # --- Customer side: signals (fire and forget: accepted while no worker runs) ...
 
     @workflow.signal(name="CustomerMessage")
     def customer_message(self, command: CustomerMessage) -> None:
@@ -183,6 +188,26 @@ class ConversationWorkflow:
     @workflow.signal(name="RequestHuman")
     def request_human(self, command: RequestHuman) -> None:
         self._apply_signal(command)
+
+    # ... or updates, as the API sends them: the answer carries the facts, which the API writes
+    # itself (`caller_records`), so they cost no `RecordFacts` run; a refused message is
+    # answered at once by the validator and leaves no trace in history (issue 8, cost).
+
+    @workflow.update(name="SendMessage")
+    def send_message(self, command: CustomerMessage) -> CommandResult:
+        return self._apply_update(command)
+
+    @send_message.validator
+    def _validate_send_message(self, command: CustomerMessage) -> None:
+        self._validate(command)
+
+    @workflow.update(name="AskForHuman")
+    def ask_for_human(self, command: RequestHuman) -> CommandResult:
+        return self._apply_update(command)
+
+    @ask_for_human.validator
+    def _validate_ask_for_human(self, command: RequestHuman) -> None:
+        self._validate(command)
 
     # --- Agent side: updates (the caller gets an answer) ...
 
@@ -278,16 +303,19 @@ class ConversationWorkflow:
 
     # --- Applying commands.
 
-    def _with_update_id(self, command: AgentCommandT) -> AgentCommandT:
+    def _with_update_id(self, command: KeyedCommandT) -> KeyedCommandT:
         """Key an update by its Temporal update id, so a retry after continue-as-new (which
         Temporal may deliver to the new run) is applied once."""
         update = workflow.current_update_info()
-        if command.request_id is None and update is not None:
-            return command.model_copy(update={"request_id": update.id})
+        if update is None:
+            return command
+        field = "message_id" if "message_id" in type(command).model_fields else "request_id"
+        if getattr(command, field) is None:
+            return cast(KeyedCommandT, command.model_copy(update={field: update.id}))
         return command
 
     def _validate(self, command: Command) -> None:
-        if isinstance(command, AgentCommand):
+        if isinstance(command, AgentCommand | CustomerMessage | RequestHuman):
             command = self._with_update_id(command)
         try:
             self._conversation.check(command)
@@ -297,9 +325,7 @@ class ConversationWorkflow:
     def _apply(self, command: Command) -> ConversationSummary:
         return self._apply_command(command)[0]
 
-    def _apply_update(
-        self, command: TakeOver | AgentReply | HandBack | Close | Transfer | Release | AddNote
-    ) -> CommandResult:
+    def _apply_update(self, command: UpdateCommand) -> CommandResult:
         """An update's answer carries the facts it produced: a caller that writes them at once
         (the API) says so, and then the workflow records them later rather than at once."""
         summary, facts = self._apply_command(command)
@@ -308,15 +334,15 @@ class ConversationWorkflow:
         return CommandResult(**summary.model_dump(), facts=facts)
 
     def _apply_command(self, command: Command) -> tuple[ConversationSummary, list[Fact]]:
-        if isinstance(command, AgentCommand):
+        if isinstance(command, AgentCommand | CustomerMessage | RequestHuman):
             command = self._with_update_id(command)
-        before = search_attributes.values(self._conversation.state)
+        before = self._search_attributes()
         try:
             facts = self._conversation.apply(command, workflow.now())
         except Rejected as rejected:
             # Reached only if the state changed between validator and handler.
             raise rejection_error(rejected) from None
-        if search_attributes.values(self._conversation.state) != before:
+        if self._search_attributes() != before:
             self._upsert_search_attributes()
         return self._conversation.state.summary(), facts
 
@@ -328,8 +354,12 @@ class ConversationWorkflow:
             self._conversation.state.rejected_signals += 1
             workflow.logger.warning("Refused %s signal: %s", command.kind, refused.type)
 
+    def _search_attributes(self) -> dict[str, str]:
+        state = self._conversation.state
+        return search_attributes.values(state, at_close_only=state.search_attributes_at_close)
+
     def _upsert_search_attributes(self) -> None:
-        wanted = search_attributes.values(self._conversation.state)
+        wanted = self._search_attributes()
         current = workflow.info().typed_search_attributes
         updates: list[SearchAttributeUpdate[Any]] = []
         for key in search_attributes.ALL:
@@ -383,6 +413,7 @@ class ConversationWorkflow:
                 wants_human=reply.wants_human,
                 answer_seq=answer.entry.seq if answer.entry else None,
                 answer_fact=answer.number,
+                answer_cause=answer.cause,
                 answered_at=reply.answered_at,
                 fallback=reply.fallback,
             )

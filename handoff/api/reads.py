@@ -77,10 +77,11 @@ async def record_started(s: Services, conversation_id: str, customer_id: str) ->
 
 
 async def refuse_if_closed(s: Services, conversation_id: str) -> None:
-    """Customer signals are fire-and-forget, so a closed conversation is refused up front.
+    """A closed conversation is refused up front (a message to it reopens, see the route).
 
     The database row only moves forward, so "closed" there is final; a close the database
-    has not recorded yet is caught by the workflow, which drops the signal.
+    has not recorded yet is caught by the workflow: its update validator refuses the command
+    (a 409), or, on the signal path, it drops the signal.
     """
     stored = await run_in_threadpool(s.db.summary, conversation_id)
     if stored is not None and stored.status is Status.CLOSED:

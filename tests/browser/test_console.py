@@ -306,6 +306,27 @@ async def test_suggested_replies_in_the_conversation_view(new_page: NewPage, up:
     assert after["used"] == before["used"] + 1 and after["dismissed"] == before["dismissed"] + 1, (before, after)
 
 
+async def test_a_long_conversation_opens_at_its_latest_entries(new_page: NewPage, up: Up, alice: Page) -> None:
+    customer = await new_page()
+    await customer.goto(f"{up.url}/chat/")
+    for n in range(1, 9):
+        await customer.get_by_label("Your message").fill(f"How do I reset my password? ({n})")
+        await customer.keyboard.press("Enter")
+        await expect(customer.locator("li.from-bot")).to_have_count(n, timeout=SEEN)
+    await customer.get_by_role("button", name="Talk to a person").click()
+    conversation_id = await customer.evaluate("sessionStorage.getItem('handoff.chat.id')")
+    await alice.get_by_role("link", name="Live support").click()
+    await open_and_take_over(alice, conversation_id)
+
+    transcript = alice.locator("#conversation .transcript")
+    await expect(transcript.locator("li", has_text="Alice Martin joined the conversation")).to_be_attached(timeout=SEEN)
+    assert await transcript.evaluate("l => l.scrollHeight > l.clientHeight"), "longer than the view"
+    # Shown from its end once the view has settled (entries and suggestions arrive by push).
+    at_end = "() => { const l = document.querySelector('#conversation .transcript');"
+    at_end += " return l.scrollTop + l.clientHeight >= l.scrollHeight - 8; }"
+    await alice.wait_for_function(at_end, timeout=SEEN)
+
+
 async def test_message_text_never_runs_and_screens_pass_axe(
     new_page: NewPage, up: Up, alice: Page, watch: Watch
 ) -> None:

@@ -9,15 +9,26 @@ bot's answer to it, with the same token), never what was said since.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 
 from handoff.api.deps import ERRORS, CustomerConversation, IdempotencyKey, Services, ServicesDep
-from handoff.api.reads import customer_view, read_conversation, record_started, refuse_if_closed, wait_for_bot
+from handoff.api.reads import (
+    customer_view,
+    read_conversation,
+    record_command,
+    record_started,
+    refuse_if_closed,
+    wait_for_bot,
+)
 from handoff.api.schemas import (
     Accepted,
     CreatedConversation,
@@ -26,10 +37,11 @@ from handoff.api.schemas import (
     ReopenedConversation,
     StartConversation,
 )
-from handoff.client import ConversationClosed
-from handoff.models import EntryKind, TranscriptEntry
+from handoff.client import ConversationClosed, HandoffError
+from handoff.models import CommandResult, EntryKind, TranscriptEntry
 
 router = APIRouter(tags=["customer"], responses=ERRORS)
+log = logging.getLogger("handoff.api")
 
 KEY_REUSED = (
     "this Idempotency-Key was already used for a different request; "
@@ -42,6 +54,34 @@ async def claim(s: Services, request_id: str, *body: str) -> None:
     digest = s.tokens.request_digest(request_id, *body)
     if not await run_in_threadpool(s.db.claim_request, request_id, digest, datetime.now(UTC)):
         raise HTTPException(status.HTTP_409_CONFLICT, KEY_REUSED)
+
+
+async def deliver(s: Services, update: Awaitable[CommandResult], signal: Callable[[], Awaitable[None]]) -> None:
+    """A customer's message or request for a person, sent as an update and its facts written
+    to the database at once (so no `RecordFacts` run is needed, issue 8), or, when no worker
+    answers the update within half the Temporal timeout, as a signal: the server keeps it
+    durably while no worker runs, as before; likewise when the worker could not run the update
+    at all (one of a version before these updates, during a rolling deploy). Both carry the same
+    id, so whichever the workflow applies second is a no-op. An update the rules refuse (closed,
+    invalid) raises the client's error: a 4xx with the reason."""
+
+    async def answered() -> CommandResult | None:
+        try:
+            return await asyncio.wait_for(update, s.settings.api_temporal_timeout / 2)
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            return None
+        except HandoffError as failed:
+            if type(failed) is not HandoffError:
+                raise  # refused by a rule: ConversationClosed, InvalidCommand, ...
+            # Its text may quote the payload: not logged (no customer text in a log line).
+            log.warning("A customer update failed without a rule refusing it: sending the signal instead")
+            return None
+
+    result = await s.temporal(answered(), command=True)
+    if result is None:
+        await s.temporal(signal(), command=True)
+        return
+    await record_command(s, result)
 
 
 def first_exchange(entries: list[TranscriptEntry]) -> list[TranscriptEntry]:
@@ -57,7 +97,7 @@ async def start_conversation(
 ) -> CreatedConversation:
     """Start a conversation with the customer's first message; the bot answers it at once."""
     if idempotency_key is None:
-        conversation_id, message_id = uuid.uuid4().hex, None
+        conversation_id, message_id = uuid.uuid4().hex, uuid.uuid4().hex
     else:
         conversation_id = s.tokens.conversation_id(body.customer_id, idempotency_key)
         message_id = s.tokens.message_id(conversation_id, idempotency_key)
@@ -106,11 +146,16 @@ async def send_message(
     except ConversationClosed:
         response.status_code = status.HTTP_201_CREATED
         return await reopen(conversation_id, body, s, idempotency_key)
-    message_id = None
-    if idempotency_key is not None:
+    if idempotency_key is None:
+        message_id = uuid.uuid4().hex
+    else:
         message_id = s.tokens.message_id(conversation_id, idempotency_key)
         await claim(s, message_id, body.text)
-    await s.temporal(s.handoff.send_message(conversation_id, body.text, message_id=message_id))
+    await deliver(
+        s,
+        s.handoff.send_message_result(conversation_id, body.text, message_id=message_id, caller_records=True),
+        lambda: s.handoff.send_message(conversation_id, body.text, message_id=message_id),
+    )
     return Accepted(conversation_id=conversation_id, detail="message accepted")
 
 
@@ -121,7 +166,7 @@ async def reopen(previous_id: str, body: NewMessage, s: Services, idempotency_ke
     previous = await run_in_threadpool(s.db.summary, previous_id)
     assert previous is not None  # refuse_if_closed found it closed in the database
     if idempotency_key is None:
-        conversation_id, message_id = uuid.uuid4().hex, None
+        conversation_id, message_id = uuid.uuid4().hex, uuid.uuid4().hex
     else:
         conversation_id = s.tokens.conversation_id(previous.customer_id, f"reopen:{previous_id}:{idempotency_key}")
         message_id = s.tokens.message_id(conversation_id, idempotency_key)
@@ -142,7 +187,12 @@ async def reopen(previous_id: str, body: NewMessage, s: Services, idempotency_ke
 async def request_human(conversation_id: CustomerConversation, s: ServicesDep) -> Accepted:
     """The customer asks for a person: the conversation joins the Waiting column (if the bot held it)."""
     await refuse_if_closed(s, conversation_id)
-    await s.temporal(s.handoff.request_human(conversation_id))
+    request_id = uuid.uuid4().hex
+    await deliver(
+        s,
+        s.handoff.request_human_result(conversation_id, request_id=request_id, caller_records=True),
+        lambda: s.handoff.request_human(conversation_id, request_id=request_id),
+    )
     return Accepted(conversation_id=conversation_id, detail="request for a person accepted")
 
 

@@ -343,7 +343,9 @@ function addEntry(entry) {
   const node = entryNode(entry);
   const after = [...list.children].find((n) => Number(n.dataset.seq) > entry.seq);
   list.insertBefore(node, after || null);
-  node.scrollIntoView({ block: "nearest" });
+  // Only an agent following the end is moved (an entry placed earlier by its seq, say a note
+  // recorded late, must not pull the view away from the latest messages).
+  if (list.dataset.following !== "no") list.scrollTop = list.scrollHeight;
   if (entry.kind === "customer") loadSuggestions();
 }
 
@@ -358,7 +360,19 @@ function renderConversation(container, c, live) {
   const focusLabel = focused && (focused.getAttribute("aria-label") || focused.textContent);
   const draft = container.querySelector("#reply-text");
   const draftText = draft && draft.dataset.conversation === c.conversation_id ? draft.value : "";
+  // The latest entries are what an agent opens a conversation for: start at the bottom, and
+  // keep the place of an agent who scrolled up to read when the same conversation redraws.
+  const oldList = container.querySelector(".transcript");
+  const sameConversation = (container.dataset.shown || "") === c.conversation_id;
+  const keepScroll =
+    sameConversation && oldList && oldList.dataset.following === "no" ? oldList.scrollTop : null;
+  container.dataset.shown = c.conversation_id;
   drawConversation(container, c, live);
+  const list = container.querySelector(".transcript");
+  if (list) {
+    list.scrollTop = keepScroll ?? list.scrollHeight;
+    followEnd(list);
+  }
   if (container.id === "conversation") {
     renderSuggestions();
     loadSuggestions();
@@ -375,6 +389,24 @@ function renderConversation(container, c, live) {
     );
     if (again) again.focus();
   }
+}
+
+function atEnd(list) {
+  return list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
+}
+
+// A transcript shown from its end stays at its end when what is around it changes its height
+// (the suggested replies appearing under it), as chat views do; one scrolled up stays put.
+// Whether it follows is the agent's choice, made by scrolling (a height change alone fires no
+// scroll event), and is kept across redraws of the same conversation.
+function followEnd(list) {
+  list.dataset.following = atEnd(list) ? "yes" : "no";
+  list.addEventListener("scroll", () => {
+    list.dataset.following = atEnd(list) ? "yes" : "no";
+  });
+  new ResizeObserver(() => {
+    if (list.dataset.following === "yes") list.scrollTop = list.scrollHeight;
+  }).observe(list);
 }
 
 function drawConversation(container, c, live) {
