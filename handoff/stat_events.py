@@ -17,8 +17,10 @@ with no window, and yields one `StatRow` per thing the reference would count:
   at the end of its start day. Whether it is open in a window [since, until) is then a condition
   on those columns (`end_at is null or end_at >= until`; per day, `past_day or end_at >= until`).
 
-Windows need nothing else because a conversation's facts are numbered in time order: the facts
-before `until` are a prefix of the conversation, and every row of that prefix is the same whether
+Windows need nothing else because a conversation's facts are numbered in time order (all but
+messages that change nothing else, see `standalone_rows`: a bot answer keeps the number reserved
+when it was asked for, and its own time; such a row counts at its own time whatever its place):
+the facts before `until` are a prefix of the conversation, and every row of that prefix is the same whether
 the walk stops at `until` or not (the reference skips the facts at or after `until`; an interval
 they would have ended is then open, which the `end_at >= until` condition says). The two
 properties of the whole conversation "as recorded now" (taken over at all, handed off at all) are
