@@ -197,9 +197,9 @@ class Hit:
     question_words: int  # content words in the question, known or not (1: little to go on)
 
 
-def words(text: str) -> list[str]:
-    """Lower-case words without accents or apostrophes; numbers dropped (an order number says
-    nothing about the topic); stop words dropped; each word stemmed."""
+def tokens(text: str) -> list[str]:
+    """Lower-case words without accents or apostrophes, as written (not stemmed, nothing dropped):
+    what the database's own full-text search is given (handoff/reply_index.py)."""
     folded = unicodedata.normalize("NFKD", text.lower())
     out: list[str] = []
     current: list[str] = []
@@ -213,7 +213,17 @@ def words(text: str) -> list[str]:
             current = []
     if current:
         out.append("".join(current))
-    return [stem(w) for w in out if w not in STOP_WORDS and not w.isdigit()]
+    return out
+
+
+def content_tokens(text: str) -> list[str]:
+    """`tokens` without stop words and bare numbers (an order number says nothing about the topic)."""
+    return [w for w in tokens(text) if w not in STOP_WORDS and not w.isdigit()]
+
+
+def words(text: str) -> list[str]:
+    """The content words of `text` (see `content_tokens`), each stemmed."""
+    return [stem(w) for w in content_tokens(text)]
 
 
 def stem(word: str) -> str:

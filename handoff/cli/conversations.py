@@ -183,18 +183,19 @@ def conversation_suggestions(conversation_id: Annotated[str, typer.Argument(help
 
     async def main() -> None:
         settings = Settings()
-        assistant = Assistant(KnowledgeBaseBot.from_file(settings.knowledge_base))
+        assistant = Assistant(
+            KnowledgeBaseBot.from_file(settings.knowledge_base), embeddings=settings.assist_embeddings
+        )
         with open_store(settings) as store:
             if store.summary(conversation_id) is None:
                 raise ConversationNotFound(f"no conversation {conversation_id!r} in the database")
-            assistant.refresh(store, force=True)
             context = customer_context(store.transcript(conversation_id))
+            suggested = assistant.suggest(store, context, exclude_conversation=conversation_id)
         out = console()
         if not context:
             out.print("No customer message to suggest a reply to.")
             return
         out.print(Text("Customer: ", style="bold") + Text(" / ".join(context)))
-        suggested = assistant.suggest(context, exclude_conversation=conversation_id)
         if not suggested:
             out.print("No suggestion is close enough.")
             return
