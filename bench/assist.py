@@ -298,8 +298,8 @@ def main(argv: list[str] | None = None) -> None:
         f"Answer latency (retrieval bot, {len(latencies)} messages): p50 {p50:.2f} ms, p99 {p99:.2f} ms; "
         f"confidence threshold {bot.confidence_threshold}.",
     ]
-    words_only = Assistant(bot)
-    blends = [(weight, Assistant(bot, embeddings=True, semantic_weight=weight)) for weight in (0.2, 0.3, 0.5)]
+    words_only = Assistant(bot, embeddings=False)
+    blends = [(weight, Assistant(bot, embeddings=True, semantic_weight=weight)) for weight in (0.3, 0.5, 0.7)]
     lines += [
         "",
         "Suggested replies: held-out questions against past resolved conversations of the other questions",

@@ -54,7 +54,7 @@ MIN_SCORE = 0.2
 CANDIDATES = 20
 """Past replies the full-text search hands over for scoring (the best by bm25 / ts_rank)."""
 
-SEMANTIC_WEIGHT = 0.3
+SEMANTIC_WEIGHT = 0.5
 """With embeddings on, a suggestion's score is (1 - this) × its word score + this × its meaning
 score (the cosine of the embeddings, negatives as 0). Chosen with `python -m bench assist`."""
 
@@ -117,7 +117,7 @@ class Assistant:
     """Suggests replies from the knowledge base and from past resolved conversations."""
 
     def __init__(
-        self, bot: KnowledgeBaseBot, *, embeddings: bool = False, semantic_weight: float = SEMANTIC_WEIGHT
+        self, bot: KnowledgeBaseBot, *, embeddings: bool = True, semantic_weight: float = SEMANTIC_WEIGHT
     ) -> None:
         self.bot = bot
         self._knowledge_texts = ["\n".join((*a.examples, a.text)) for a in bot.answers]

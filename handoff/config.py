@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     handover_summary: bool = True
     # AI assist, suggested replies: blend word scores with WordLlama embeddings (the model ships in
     # the `wordllama` wheel, ~16 MB; see README, "AI assist", for what it changes).
-    assist_embeddings: bool = False
+    assist_embeddings: bool = True
     # Optional: a team's OpenAI-compatible language model rewrites suggestions and the handover
     # summary (handoff/llm.py); unset, nothing is sent anywhere.
     llm_base_url: str | None = None
