@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -38,7 +39,7 @@ from handoff import reply_index
 from handoff.bot import KnowledgeBaseBot
 from handoff.models import EntryKind, FactKind, Model, Status, TranscriptEntry
 from handoff.reply_index import CONTEXT_MESSAGES, PastReply, looks_personal
-from handoff.retrieval import TextIndex, words
+from handoff.retrieval import TextIndex, counts, words
 from handoff.stats import DurationStats, percentile
 from handoff.store import Store, facts, suggestion_feedback, suggestions_shown
 
@@ -104,8 +105,15 @@ class Embedder:
     and downloads are disabled, so a missing file is an error at load, never a download."""
 
     def __init__(self) -> None:
-        import wordllama
-
+        # Importing wordllama calls `logging.basicConfig(level=INFO)`: the process's own logging
+        # setup (handlers, level) is put back as it was.
+        root = logging.getLogger()
+        handlers, level = list(root.handlers), root.level
+        try:
+            import wordllama
+        finally:
+            root.handlers[:] = handlers
+            root.setLevel(level)
         self.model: Any = wordllama.WordLlama.load(cache_dir=Path(wordllama.__file__).parent, disable_download=True)
 
     def vectors(self, texts: Sequence[str]) -> Any:
@@ -121,7 +129,8 @@ class Assistant:
     ) -> None:
         self.bot = bot
         self._knowledge_texts = ["\n".join((*a.examples, a.text)) for a in bot.answers]
-        self._knowledge = TextIndex(self._knowledge_texts)
+        self._knowledge_counts = [counts(text) for text in self._knowledge_texts]
+        self._knowledge = TextIndex((), counted=self._knowledge_counts)
         self.embeddings = embeddings
         self.semantic_weight = semantic_weight
         self._embedder: Embedder | None = None
@@ -154,7 +163,7 @@ class Assistant:
         knowledge_words = {hit.index: hit.score for hit in self._knowledge.search(query, k=len(answers))}
         # The candidates' word scores, with the knowledge base as background for word weights: a
         # word every candidate shares still weighs what it weighs among the team's topics.
-        local = TextIndex([*self._knowledge_texts, *(p.context for p in past)])
+        local = TextIndex([p.context for p in past], counted=self._knowledge_counts)
         past_words = {
             hit.index - len(answers): hit.score
             for hit in local.search(query, k=local.size)

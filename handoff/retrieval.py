@@ -226,6 +226,11 @@ def words(text: str) -> list[str]:
     return [stem(w) for w in content_tokens(text)]
 
 
+def counts(text: str) -> Counter[str]:
+    """How often each content word (stemmed) occurs in `text`: what `TextIndex` indexes."""
+    return Counter(words(text))
+
+
 def stem(word: str) -> str:
     """A light English stemmer: plural and verb endings only, so stems stay recognisable."""
     if len(word) <= 3:
@@ -247,12 +252,14 @@ def _deletions(word: str) -> set[str]:
 class TextIndex:
     """An immutable index of `texts`; `search` gives the closest ones to a question."""
 
-    def __init__(self, texts: Sequence[str]) -> None:
-        self.size = len(texts)
+    def __init__(self, texts: Sequence[str], *, counted: Sequence[Counter[str]] = ()) -> None:
+        """`counted`: the word counts (`counts`) of texts that come first, already made; `texts`
+        follow them (handoff/assist.py scores a few new texts against the same knowledge base)."""
+        documents = [*counted, *(counts(text) for text in texts)]
+        self.size = len(documents)
         # Postings: for each word, the texts holding it and its term weight there (1 + log of
         # its count: a word repeated across an answer's examples says more about it, not linearly).
         self._postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        documents = [Counter(words(text)) for text in texts]
         for number, document in enumerate(documents):
             for word, count in document.items():
                 self._postings[word].append((number, 1.0 + math.log(count)))
@@ -261,12 +268,20 @@ class TextIndex:
         self._norms = [
             math.sqrt(sum(((1.0 + math.log(c)) * self.idf[w]) ** 2 for w, c in d.items())) for d in documents
         ]
-        # SymSpell: each known word under itself and its one-letter deletions.
-        self._near: dict[str, set[str]] = defaultdict(set)
-        for word in self._postings:
-            if len(word) >= MIN_CORRECTED_LENGTH:
-                for key in {word, *_deletions(word)}:
-                    self._near[key].add(word)
+        self._near_table: dict[str, set[str]] | None = None
+
+    @property
+    def _near(self) -> dict[str, set[str]]:
+        """SymSpell: each known word under itself and its one-letter deletions (made on the first
+        word to correct: most questions have none)."""
+        if self._near_table is None:
+            near: dict[str, set[str]] = defaultdict(set)
+            for word in self._postings:
+                if len(word) >= MIN_CORRECTED_LENGTH:
+                    for key in {word, *_deletions(word)}:
+                        near[key].add(word)
+            self._near_table = near
+        return self._near_table
 
     def correct(self, word: str) -> str | None:
         """A known word one edit (insert, delete, substitute, swap) from `word`; the most
@@ -274,8 +289,9 @@ class TextIndex:
         if len(word) < MIN_CORRECTED_LENGTH:
             return None
         candidates: set[str] = set()
+        near = self._near
         for key in {word, *_deletions(word)}:
-            candidates |= self._near.get(key, set())
+            candidates |= near.get(key, set())
         close = [c for c in candidates if _one_edit(word, c)]
         if not close:
             return None

@@ -4,7 +4,10 @@ question."""
 
 from __future__ import annotations
 
+import logging
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,17 @@ def test_the_model_loads_and_embeds_with_no_network_and_writes_no_cache(
     assert list(tmp_path.rglob("*")) == [], "loading the model wrote a cache (a download)"
     assert vectors.shape == (2, 256)
     assert float(vectors[0] @ vectors[1]) > 0.3  # the same request in other words
+
+
+def test_loading_the_model_leaves_the_process_logging_as_it_was() -> None:
+    """wordllama's import configures the root logger (INFO to stderr): put back, so the API's
+    logging stays what its operators set."""
+    code = (
+        "import logging; from handoff.assist import Embedder; Embedder(); "
+        "root = logging.getLogger(); print(len(root.handlers), root.level)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["0", str(logging.WARNING)]
 
 
 def test_a_past_reply_in_other_words_is_suggested_only_with_embeddings() -> None:
