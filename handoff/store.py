@@ -323,7 +323,16 @@ def create_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    return sa.create_engine(
+        url, pool_pre_ping=True, hide_parameters=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW
+    )
+
+
+POOL_SIZE = 5
+"""Connections a process keeps open to a server database (SQLAlchemy's default, made explicit)."""
+POOL_OVERFLOW = 10
+"""Extra connections opened under a burst of concurrent reads and closed when they are returned:
+a process never holds more than POOL_SIZE + POOL_OVERFLOW, however many streams it serves."""
 
 
 class Store:
