@@ -13,8 +13,10 @@ The search itself is the database's:
   in step by triggers), ranked by `bm25`;
 - **PostgreSQL**: a stored `tsvector` column (`to_tsvector('english', context)`) with a GIN
   index, ranked by `ts_rank`.
-Either way the question's words are OR-ed (a customer rarely uses every word of a past question)
-and the best `limit` rows come back; `handoff.assist` re-scores those few in process.
+Either way the question's words are OR-ed (a customer rarely uses every word of a past question),
+its common words left out while it has rarer ones, at most the `MAX_RANKED` most recent matches
+are ranked (a bound on the cost however large the index grows), and the best `limit` rows come
+back; `handoff.assist` re-scores those few in process.
 
 **Kept out**: a reply that holds what looks like personal data (an e-mail address, a run of six or
 more digits: a card, a phone or an order number) is never indexed, nor anything from a conversation
@@ -24,6 +26,7 @@ not closed as resolved, nor a conversation a team excluded (`exclude`: the agent
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -142,35 +145,72 @@ def query_terms(question: str) -> list[str]:
     return list(dict.fromkeys(content_tokens(question)))[:MAX_QUERY_TERMS]
 
 
-SQLITE_SEARCH = sa.text(
-    "SELECT p.id, p.conversation_id, p.context, p.text, -m.rank AS rank "
-    "FROM (SELECT rowid, rank FROM past_replies_fts WHERE past_replies_fts MATCH :query "
-    "      ORDER BY rank LIMIT :limit) AS m "
-    "JOIN past_replies AS p ON p.id = m.rowid ORDER BY m.rank"
-)
-"""FTS5's `rank` is bm25, lower is better: negated here so that higher is better on both databases."""
+COMMON_MATCHES = 1000
+"""A question word found in this many past replies or more is common: while the question has
+rarer words, the search leaves it out (it would only make the database rank most of the index);
+the in-process scoring still counts it."""
 
-POSTGRES_SEARCH = sa.text(
-    "SELECT p.id, p.conversation_id, p.context, p.text, ts_rank(p.context_search, q) AS rank "
-    "FROM past_replies AS p, to_tsquery('english', :query) AS q "
-    "WHERE p.context_search @@ q "
-    "ORDER BY rank DESC, p.id LIMIT :limit"
+MAX_RANKED = 2000
+"""At most this many matching replies, the most recent, are ranked per search: a bound on its cost
+however large the index grows (recent replies also tell today's answers)."""
+
+SQLITE_MATCHES = sa.text(
+    "SELECT count(*) FROM (SELECT rowid FROM past_replies_fts WHERE past_replies_fts MATCH :term LIMIT :cap)"
 )
+SQLITE_SEARCH = (
+    "SELECT p.id, p.conversation_id, p.context, p.text, -m.score AS rank "
+    "FROM (SELECT rowid, bm25(past_replies_fts) AS score FROM past_replies_fts "
+    "      WHERE past_replies_fts MATCH :query {recent}) AS m "
+    "JOIN past_replies AS p ON p.id = m.rowid ORDER BY m.score, p.id DESC LIMIT :limit"
+)
+"""FTS5's bm25 is lower for better matches: negated here so that higher is better on both databases."""
+
+POSTGRES_MATCHES = sa.text(
+    "EXPLAIN (FORMAT JSON) SELECT 1 FROM past_replies WHERE context_search @@ to_tsquery('english', :term)"
+)
+"""On PostgreSQL a count would visit every matching row (a GIN index answers no count): the
+planner's estimate, from the statistics ANALYZE keeps of the column's commonest words, is enough
+to tell a common word, and costs a planning step."""
+POSTGRES_SEARCH = (
+    "SELECT m.id, m.conversation_id, m.context, m.text, "
+    "ts_rank(m.context_search, to_tsquery('english', :query)) AS rank "
+    "FROM (SELECT id, conversation_id, context, text, context_search FROM past_replies "
+    "      WHERE context_search @@ to_tsquery('english', :query) {recent}) AS m "
+    "ORDER BY rank DESC, m.id DESC LIMIT :limit"
+)
+RECENT = "ORDER BY {id} DESC LIMIT :bound"
+STATEMENTS = {
+    (dialect, bounded): sa.text(template.format(recent=RECENT.format(id=column) if bounded else ""))
+    for dialect, template, column in (("sqlite", SQLITE_SEARCH, "rowid"), ("postgresql", POSTGRES_SEARCH, "id"))
+    for bounded in (False, True)
+}
+
+
+def _matches(conn: sa.Connection, term: str) -> float:
+    """How many past replies hold `term` (counted up to `COMMON_MATCHES` on SQLite, estimated on PostgreSQL)."""
+    if conn.dialect.name == "sqlite":
+        return float(conn.execute(SQLITE_MATCHES, {"term": term, "cap": COMMON_MATCHES}).scalar_one())
+    plan = conn.execute(POSTGRES_MATCHES, {"term": term}).scalar_one()
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return float(plan[0]["Plan"]["Plan Rows"])
 
 
 def search(conn: sa.Connection, question: str, limit: int, exclude_conversation: str | None = None) -> list[Found]:
-    """The `limit` past replies whose customer messages best match `question`, best first."""
+    """The `limit` past replies whose customer messages best match `question`, best first,
+    ranked by the database (bm25 / ts_rank). Its words are OR-ed; its common words
+    (`COMMON_MATCHES`) are left out while it has rarer ones, which bounds the matches to rank;
+    when every word is common, the `MAX_RANKED` most recent matches are ranked."""
     terms = query_terms(question)
     if not terms:
         return []
-    if conn.dialect.name == "sqlite":
-        statement, query = SQLITE_SEARCH, " OR ".join(f'"{t}"' for t in terms)
-    else:
-        statement, query = POSTGRES_SEARCH, " | ".join(terms)
-    # A few more than asked, in case the excluded conversation takes places (filtered after the
-    # ranking, which the full-text index does alone; a conversation is rarely in the index while
-    # someone asks for suggestions in it: it is indexed once closed).
-    rows = conn.execute(statement, {"query": query, "limit": limit + EXCLUDED_MARGIN})
+    sqlite_db = conn.dialect.name == "sqlite"
+    quoted = [f'"{t}"' if sqlite_db else t for t in terms]
+    rare = [t for t in quoted if _matches(conn, t) < COMMON_MATCHES]
+    query = (" OR " if sqlite_db else " | ").join(rare or quoted)
+    statement = STATEMENTS[("sqlite" if sqlite_db else "postgresql", not rare)]
+    # A few more than asked, in case the excluded conversation takes places (a conversation is
+    # rarely in the index while someone asks for suggestions in it: it is indexed once closed).
+    rows = conn.execute(statement, {"query": query, "bound": MAX_RANKED, "limit": limit + EXCLUDED_MARGIN})
     found = [
         Found(int(r.id), r.conversation_id, r.context, r.text, float(r.rank))
         for r in rows

@@ -128,3 +128,18 @@ def test_the_cli_suggests_from_the_index_and_keeps_a_conversation_out(
     assert again.exit_code == 0 and PARCEL_REPLY not in again.output
     missing = CliRunner().invoke(app, ["conversations", "exclude-from-suggestions", "no-such-one"])
     assert missing.exit_code != 0 and "no conversation" in missing.output
+
+
+def test_when_every_word_is_common_the_most_recent_matches_are_ranked(
+    empty_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bound that keeps a search cheap on a large index: here made small enough to see."""
+    store = empty_store
+    replies = [f"Answer number {n} about late parcels." for n in range(3)]
+    for reply in replies:
+        for batch in conversation("my parcel has not arrived", [reply], Outcome.RESOLVED)[1]:
+            store.record(batch)
+    assert sorted(found(store, "parcel not arrived")) == sorted(replies)
+    monkeypatch.setattr(reply_index, "COMMON_MATCHES", 1)  # every word is common
+    monkeypatch.setattr(reply_index, "MAX_RANKED", 1)
+    assert found(store, "parcel not arrived") == [replies[-1]]  # the most recent only
