@@ -235,6 +235,7 @@ class SuggestionScores:
     hit_at_3: float
     mrr: float
     from_past_replies: float  # share of first suggestions that came from a past reply
+    out_of_scope: float  # share of questions the knowledge base cannot answer that got a suggestion anyway
 
 
 def suggestion_figures(assistant: Assistant, backend: str = "sqlite") -> SuggestionScores:
@@ -267,8 +268,10 @@ def suggestion_figures(assistant: Assistant, backend: str = "sqlite") -> Suggest
             hits3 += bool(ranks)
             reciprocal += 1 / (ranks[0] + 1) if ranks else 0.0
             from_past += bool(suggested) and suggested[0].source.kind == "past_reply"
+        unanswerable = data["none"]["questions"]
+        noise = sum(bool(assistant.suggest(store, [question])) for question in unanswerable)
     n = len(held)
-    return SuggestionScores(n, hits1 / n, hits3 / n, reciprocal / n, from_past / n)
+    return SuggestionScores(n, hits1 / n, hits3 / n, reciprocal / n, from_past / n, noise / len(unanswerable))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -305,8 +308,9 @@ def main(argv: list[str] | None = None) -> None:
         "Suggested replies: held-out questions against past resolved conversations of the other questions",
         "(indexed in the database, found by its full-text search, scored in process).",
         "",
-        "| Scoring | database | held out | hit@1 | hit@3 | MRR | first from a past reply |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| Scoring | database | held out | hit@1 | hit@3 | MRR | first from a past reply "
+        "| out-of-scope questions given a suggestion |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for label, assistant, backend in [
         ("words only", words_only, "sqlite"),
@@ -317,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
         scores = suggestion_figures(assistant, backend)
         lines.append(
             f"| {label} | {backend} | {scores.held_out} | {scores.hit_at_1:.0%} | {scores.hit_at_3:.0%} "
-            f"| {scores.mrr:.2f} | {scores.from_past_replies:.0%} |"
+            f"| {scores.mrr:.2f} | {scores.from_past_replies:.0%} | {scores.out_of_scope:.0%} |"
         )
     default = blends[1][1]
     lines += [
