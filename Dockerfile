@@ -1,4 +1,12 @@
 # Handoff's worker and API image (one image, two commands; see docker-compose.yml).
+
+# The console's front-end packages, from the npm registry at build time (docs/console.md).
+FROM node:20-slim AS web
+WORKDIR /web
+COPY package.json package-lock.json ./
+COPY scripts/build-web.mjs ./scripts/
+RUN npm ci --omit=dev --no-audit --no-fund && npm run build
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -8,6 +16,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md worker.py ./
 COPY handoff ./handoff
+COPY --from=web /web/handoff/web/vendor ./handoff/web/vendor
 COPY workflows ./workflows
 COPY activities ./activities
 COPY bench ./bench

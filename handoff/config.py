@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # `customer_token_secret_file`, or next to the SQLite database file, or in .handoff/.
     # Set it explicitly when several API processes share a PostgreSQL database.
     customer_token_secret: SecretStr | None = None
+    # Which sites may show the chat widget (/chat/) in a frame: the CSP frame-ancestors sources,
+    # e.g. "https://www.example.com https://shop.example.com"; the default allows only Handoff's own origin.
+    widget_frame_ancestors: str = "'self'"
     customer_token_secret_file: Path | None = None
     # How long an API call waits for Temporal (seconds) before answering 503.
     api_temporal_timeout: float = 5.0

@@ -16,11 +16,13 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from handoff.agent_sessions import AgentSessions
 from handoff.agents import AgentDirectory
 from handoff.api.deps import Services
 from handoff.api.docs import ASSETS_URL, install_docs
 from handoff.api.errors import BodyLimit, NoStore, install_error_handlers
-from handoff.api.routes import agents, assist, customer, events, history, live, metrics, people
+from handoff.api.pages import install_pages
+from handoff.api.routes import agents, assist, customer, events, history, live, metrics, people, session, team
 from handoff.assist import Assistant
 from handoff.bot import KnowledgeBaseBot
 from handoff.client import HandoffClient
@@ -50,10 +52,13 @@ def create_app(
     the workflows and activities it reaches (handoff/telemetry.py)."""
     settings = settings or Settings()
     tracer = tracer or tracer_from_environment("handoff-api")
+    agent_directory = AgentDirectory.from_settings(settings.agents_file)
+    secret = load_secret(settings)
     s = Services(
         settings=settings,
-        agents=AgentDirectory.from_settings(settings.agents_file),
-        tokens=CustomerTokens(load_secret(settings)),
+        agents=agent_directory,
+        tokens=CustomerTokens(secret),
+        sessions=AgentSessions(secret, agent_directory),
         client=client,
         store=store,
     )
@@ -109,6 +114,7 @@ def create_app(
     app.add_middleware(RequestMetrics, metrics=app.state.metrics, tracer=tracer)
     install_error_handlers(app)
     install_docs(app)
+    install_pages(app, settings.widget_frame_ancestors)
     # Customer routes first: POST /conversations starts one, GET /conversations is the history.
     for router in (
         customer.router,
@@ -118,6 +124,8 @@ def create_app(
         live.router,
         people.router,
         events.router,
+        session.router,
+        team.router,
     ):
         app.include_router(router)
     app.include_router(metrics.router)

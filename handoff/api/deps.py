@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
+from handoff.agent_sessions import COOKIE_NAME, CSRF_HEADER, AgentSessions
 from handoff.agents import AgentDirectory
 from handoff.api.schemas import ErrorBody
 from handoff.client import ConversationNotFound, HandoffClient
@@ -52,6 +53,7 @@ class Services:
     settings: Settings
     agents: AgentDirectory
     tokens: CustomerTokens
+    sessions: AgentSessions
     client: HandoffClient | None = None
     store: Store | None = None
 
@@ -132,14 +134,36 @@ def customer_of(
     return conversation_id
 
 
+class Forbidden(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def current_agent(
-    s: ServicesDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(agent_bearer)]
+    request: Request,
+    s: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(agent_bearer)],
 ) -> Agent:
-    if credentials is None:
+    """The agent calling: by bearer token (backends, the CLI), else by the console's session
+    cookie (see handoff/agent_sessions.py). A command sent with the cookie must also carry the
+    console's header, which a page on another site cannot add."""
+    if credentials is not None:
+        agent = s.agents.by_token(credentials.credentials)
+        if agent is None:
+            raise Unauthorized("unknown agent token")
+        return agent
+    cookie = request.cookies.get(COOKIE_NAME)
+    if cookie is None:
         raise Unauthorized("missing agent token: send 'Authorization: Bearer <agent token>'")
-    agent = s.agents.by_token(credentials.credentials)
+    agent = s.sessions.agent(cookie)
     if agent is None:
-        raise Unauthorized("unknown agent token")
+        raise Unauthorized("the session is over (signed out, expired or the agent's token changed): sign in again")
+    if request.method not in SAFE_METHODS and request.headers.get(CSRF_HEADER) != "1":
+        raise Forbidden(f"a command sent with the session cookie needs the header '{CSRF_HEADER}: 1'")
     return agent
 
 

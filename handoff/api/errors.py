@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from handoff.api.deps import TemporalUnavailable, Unauthorized
+from handoff.api.deps import Forbidden, TemporalUnavailable, Unauthorized
 from handoff.api.schemas import ErrorBody
 from handoff.client import (
     ConversationClosed,
@@ -68,6 +68,11 @@ async def _unauthorized(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(status.HTTP_401_UNAUTHORIZED, exc.message, headers={"WWW-Authenticate": "Bearer"})
 
 
+async def _forbidden(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Forbidden)
+    return error_response(status.HTTP_403_FORBIDDEN, exc.message)
+
+
 async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TemporalUnavailable)
     return error_response(status.HTTP_503_SERVICE_UNAVAILABLE, exc.message, headers={"Retry-After": "5"})
@@ -95,6 +100,7 @@ async def _invalid_cursor(_request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HandoffError, _handoff_error)
     app.add_exception_handler(Unauthorized, _unauthorized)
+    app.add_exception_handler(Forbidden, _forbidden)
     app.add_exception_handler(TemporalUnavailable, _unavailable)
     app.add_exception_handler(InvalidCursor, _invalid_cursor)
     app.add_exception_handler(RequestValidationError, _invalid_request)

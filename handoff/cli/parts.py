@@ -65,7 +65,11 @@ def api(
         stop = asyncio.Event()
         served = serve_api(api_app, sock, log_level, stop)
         if await served.started():
-            console().print(f"HTTP API on http://{host}:{port} (docs at /docs), Temporal {settings.temporal_address}.")
+            url = f"http://{host}:{port}"
+            console().print(
+                f"HTTP API on {url} (docs at /docs), agent console at {url}/console/, chat widget at {url}/chat/, "
+                f"Temporal {settings.temporal_address}."
+            )
             print_demo_agents(console(), settings)
         failures = await serve_until_stopped({"HTTP API": served.task}, stop, served.stop)
         if failures:

@@ -58,10 +58,16 @@ class UpAddresses:
         api = f"http://{self.host}:{self.port}"
         table.add_row("HTTP API", api)
         table.add_row("OpenAPI docs", f"{api}/docs")
+        table.add_row("Agent console", f"{api}/console/")
+        table.add_row("Chat widget", f"{api}/chat/")
         table.add_row("Temporal gRPC", self.temporal)
         table.add_row("Temporal UI", f"http://127.0.0.1:{self.ui_port}" if self.ui_port else "off")
-        table.add_row("Data dir", f"{self.data_dir}  (temporal.db, handoff.db, temporal.log)")
         return table
+
+    def data_line(self) -> str:
+        # Outside the table: a long path would be cut to the terminal's width there, and a
+        # path is something to copy whole.
+        return f"Data in {self.data_dir} (temporal.db, handoff.db, temporal.log)"
 
 
 def up(
@@ -196,6 +202,7 @@ async def serve(
     worker_task = asyncio.ensure_future(run_worker(settings, worker_stop))
     if await api.started():
         out.print(addresses.table())
+        out.print(addresses.data_line(), soft_wrap=True, highlight=False)
         print_demo_agents(out, settings)
         open_count = await open_conversations(settings)
         if open_count:

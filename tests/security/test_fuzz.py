@@ -52,6 +52,9 @@ NOTHING_TO_NEGATE = {
     "GET /conversations/{conversation_id}/suggestions",
     "GET /conversations/{conversation_id}/handover-summary",
     "POST /conversations/{conversation_id}/exclude-from-suggestions",
+    "GET /session",
+    "DELETE /session",
+    "GET /team",
 }
 
 
