@@ -125,7 +125,7 @@ class HandoffClient:
         assistant: Assistant | None = None,
         rewriter: Rewriter | None = None,
     ) -> None:
-        """`assistant`: how suggestions are made (the default knowledge base, no embeddings, if
+        """`assistant`: how suggestions are made (the default knowledge base, with embeddings, if
         None); `rewriter`: the team's language model for them (none if None)."""
         self.temporal = client
         self.task_queue = task_queue
