@@ -143,3 +143,18 @@ def test_when_every_word_is_common_the_most_recent_matches_are_ranked(
     monkeypatch.setattr(reply_index, "COMMON_MATCHES", 1)  # every word is common
     monkeypatch.setattr(reply_index, "MAX_RANKED", 1)
     assert found(store, "parcel not arrived") == [replies[-1]]  # the most recent only
+
+
+def test_any_question_is_searched_never_an_error(empty_store: Store) -> None:
+    """The question reaches the full-text query language of each database: its syntax never leaks."""
+    for batch in conversation("Where is my parcel? It has not arrived", [PARCEL_REPLY], Outcome.RESOLVED)[1]:
+        empty_store.record(batch)
+    for question in [
+        'parcel" OR NEAR(x) col:on * ^',
+        "parcel & !arrived | (x) <-> y:*",
+        "½ ß ÿ 123456 ...",
+        "the and or not",
+    ]:
+        texts = found(empty_store, question)
+        assert texts in ([], [PARCEL_REPLY]), question
+    assert found(empty_store, 'parcel" OR NEAR(x) col:on * ^') == [PARCEL_REPLY]
