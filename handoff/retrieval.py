@@ -14,9 +14,11 @@ question is scored against each text by cosine. Two things make it fit for a sup
   about payment methods. Precision first: a fallback offers a person, a wrong answer misleads.
 
 Nothing is downloaded and nothing leaves the process. Search walks the postings of the
-question's words only (an inverted index), so 100,000 indexed texts answer in milliseconds;
-see `python -m bench assist` for latency and for the answer rate against the regular
-expression bot. Scores are cosines in [0, 1], 1 for the same words; a caller decides what is enough.
+question's words only (an inverted index). It serves small sets of texts: the knowledge base,
+and the few past replies the database's full-text search found for a suggestion
+(handoff/assist.py; the past replies themselves are indexed by the database, handoff/reply_index.py).
+See `python -m bench assist` for the answer rate against the regular expression bot. Scores are
+cosines in [0, 1], 1 for the same words; a caller decides what is enough.
 """
 
 from __future__ import annotations
