@@ -1,53 +1,63 @@
-"""Suggested replies for the agent holding a conversation (issue 14, item 1).
+"""Suggested replies for the agent holding a conversation (issue 14, items 1 and 5).
 
-Two sources, searched with the same retrieval as the bot (handoff/retrieval.py):
-- the **knowledge base**: its answers, as the bot would give them;
+Two sources:
+- the **knowledge base**: its answers, as the bot would give them (an in-process index: a few
+  dozen answers);
 - **past replies**: what agents answered in conversations closed as *resolved*, indexed by the
-  customer messages that came before each reply. A customer asking something an agent already
-  solved gets that agent's words offered again.
+  customer messages before each reply (handoff/reply_index.py). The database's own full-text
+  search (SQLite FTS5 with bm25, PostgreSQL tsvector with a GIN index and ts_rank) finds the
+  `CANDIDATES` best; the index grows in the transaction that records each close, so nothing is
+  rebuilt and nothing waits for a rebuild.
+
+The few candidates are then **scored in process**, on a 0..1 scale comparable across sources and
+databases: the TF-IDF cosine of `handoff.retrieval` (typos corrected, unknown words lowering the
+score) and, when `embeddings` is on (`HANDOFF_ASSIST_EMBEDDINGS`), blended with the cosine of
+WordLlama embeddings (a 16 MB model inside the `wordllama` wheel, loaded from the installed
+package with downloads disabled: meaning as well as words). `python -m bench assist` measures
+both ways.
 
 Everything is read from the project database, never from Temporal: a suggestion costs no
-billable action. The index of past replies lives in the API process and is rebuilt, off the
-event loop, when conversations were resolved since it was built (at most every
-`REFRESH_SECONDS`), so a busy API does not rebuild it per request.
-
-**Kept out of the index**: a reply that holds what looks like personal data (an e-mail address,
-a run of 6 or more digits: a card, a phone or an order number) is never offered to another
-customer; nor is anything from a conversation not closed as resolved. To keep a whole
-conversation out, close it as `not_resolved`.
+billable action. Optionally a language model rewrites the chosen suggestions (handoff/llm.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import threading
-import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Literal
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
-import re2
 import sqlalchemy as sa
 
+from handoff import reply_index
 from handoff.bot import KnowledgeBaseBot
-from handoff.models import EntryKind, FactKind, Model, Outcome, Status, TranscriptEntry
-from handoff.retrieval import TextIndex, words
+from handoff.models import EntryKind, FactKind, Model, Status, TranscriptEntry
+from handoff.reply_index import CONTEXT_MESSAGES, PastReply, looks_personal
+from handoff.retrieval import TextIndex, counts, words
 from handoff.stats import DurationStats, percentile
-from handoff.store import Store, conversations, facts, suggestion_feedback, suggestions_shown
+from handoff.store import Store, facts, suggestion_feedback, suggestions_shown
+
+if TYPE_CHECKING:
+    from handoff.llm import Rewriter
+
+__all__ = ["CONTEXT_MESSAGES", "PastReply", "looks_personal"]
 
 MAX_SUGGESTIONS = 3
 MIN_SCORE = 0.2
 """Below this a suggestion is more noise than help; fewer than three (or none) are given."""
 
-CONTEXT_MESSAGES = 3
-"""The customer's latest messages a search uses (and that index a past reply)."""
+CANDIDATES = 20
+"""Past replies the full-text search hands over for scoring (the best by bm25 / ts_rank)."""
 
-REFRESH_SECONDS = 30.0
-
-PERSONAL_DATA = re2.compile(r"[\w.+-]+@[\w-]+\.[\w.]+|\d[\d \-]{4,}\d")
-"""An e-mail address, or six or more digits (spaces and dashes allowed between them)."""
+SEMANTIC_WEIGHT = 0.5
+"""With embeddings on, a suggestion's score is (1 - this) × its word score + this × its meaning
+score (the cosine of the embeddings, negatives as 0). Chosen with `python -m bench assist`."""
 
 
 class SuggestionSource(Model):
@@ -58,8 +68,9 @@ class SuggestionSource(Model):
 class Suggestion(Model):
     id: str  # stable for the same text from the same source: feedback refers to it
     text: str
-    score: float  # retrieval similarity with the customer's latest messages, 0..1
+    score: float  # similarity with the customer's latest messages, 0..1
     source: SuggestionSource
+    rewritten: bool = False  # the text was rewritten by the team's language model (HANDOFF_LLM_*)
 
 
 class Suggestions(Model):
@@ -69,19 +80,8 @@ class Suggestions(Model):
     suggestions: list[Suggestion]
 
 
-@dataclass(frozen=True)
-class PastReply:
-    conversation_id: str
-    context: str  # the customer messages before the reply
-    text: str
-
-
 def suggestion_id(kind: str, source: str, text: str) -> str:
     return hashlib.sha256(f"{kind}\0{source}\0{text}".encode()).hexdigest()[:16]
-
-
-def looks_personal(text: str) -> bool:
-    return PERSONAL_DATA.search(text) is not None
 
 
 def customer_context(transcript: Iterable[TranscriptEntry]) -> list[str]:
@@ -100,111 +100,104 @@ def customer_context(transcript: Iterable[TranscriptEntry]) -> list[str]:
     return list(reversed(context))
 
 
-def past_replies(store: Store) -> list[PastReply]:
-    """Each agent reply in a conversation closed as resolved, with the customer messages before it."""
-    query = (
-        sa.select(facts.c.conversation_id, facts.c.entry_kind, facts.c.text)
-        .join(conversations, conversations.c.id == facts.c.conversation_id)
-        .where(
-            conversations.c.status == Status.CLOSED.value,
-            conversations.c.outcome == Outcome.RESOLVED.value,
-            facts.c.entry_kind.in_([EntryKind.CUSTOMER.value, EntryKind.AGENT.value]),
-        )
-        .order_by(facts.c.conversation_id, facts.c.entry_seq)
-    )
-    replies: list[PastReply] = []
-    current: str | None = None
-    pending: list[str] = []
-    with store.engine.connect() as conn:
-        for conversation_id, kind, text in conn.execute(query):
-            if conversation_id != current:
-                current, pending = conversation_id, []
-            if kind == EntryKind.CUSTOMER.value:
-                pending = [*pending, text][-CONTEXT_MESSAGES:]
-            elif pending and not looks_personal(text):
-                replies.append(PastReply(conversation_id, "\n".join(pending), text))
-    return replies
+class Embedder:
+    """WordLlama, loaded from the installed `wordllama` package: its model ships inside the wheel,
+    and downloads are disabled, so a missing file is an error at load, never a download."""
 
+    def __init__(self) -> None:
+        # Importing wordllama calls `logging.basicConfig(level=INFO)`: the process's own logging
+        # setup (handlers, level) is put back as it was.
+        root = logging.getLogger()
+        handlers, level = list(root.handlers), root.level
+        try:
+            import wordllama
+        finally:
+            root.handlers[:] = handlers
+            root.setLevel(level)
+        self.model: Any = wordllama.WordLlama.load(cache_dir=Path(wordllama.__file__).parent, disable_download=True)
 
-def resolved_count(store: Store) -> int:
-    with store.engine.connect() as conn:
-        return int(
-            conn.execute(
-                sa.select(sa.func.count())
-                .select_from(conversations)
-                .where(conversations.c.outcome == Outcome.RESOLVED.value)
-            ).scalar_one()
-        )
-
-
-class ReplyIndex:
-    """Past replies, searchable by the customer messages that led to them."""
-
-    def __init__(self, replies: list[PastReply]) -> None:
-        self.replies = replies
-        self.index = TextIndex([r.context for r in replies])
+    def vectors(self, texts: Sequence[str]) -> Any:
+        """Unit-length embeddings, one row per text (a numpy array)."""
+        return self.model.embed(list(texts), norm=True)
 
 
 class Assistant:
     """Suggests replies from the knowledge base and from past resolved conversations."""
 
-    def __init__(self, bot: KnowledgeBaseBot) -> None:
+    def __init__(
+        self, bot: KnowledgeBaseBot, *, embeddings: bool = True, semantic_weight: float = SEMANTIC_WEIGHT
+    ) -> None:
         self.bot = bot
-        self._knowledge = TextIndex(["\n".join((*a.examples, a.text)) for a in bot.answers])
-        self._replies = ReplyIndex([])
-        self._built_for = -1  # resolved conversations when the index was built
-        self._checked_at = 0.0
+        self._knowledge_texts = ["\n".join((*a.examples, a.text)) for a in bot.answers]
+        self._knowledge_counts = [counts(text) for text in self._knowledge_texts]
+        self._knowledge = TextIndex((), counted=self._knowledge_counts)
+        self.embeddings = embeddings
+        self.semantic_weight = semantic_weight
+        self._embedder: Embedder | None = None
+        self._knowledge_vectors: Any = None
         self._lock = threading.Lock()
 
-    def refresh(self, store: Store, *, force: bool = False) -> None:
-        """Rebuild the past-reply index if conversations were resolved since (blocking: call it
-        in a thread). At most one rebuild at a time; others use the index they have."""
-        if not force and time.monotonic() - self._checked_at < REFRESH_SECONDS:
-            return
-        if not self._lock.acquire(blocking=force):
-            return
-        try:
-            self._checked_at = time.monotonic()
-            count = resolved_count(store)
-            if count != self._built_for:
-                self.index_replies(past_replies(store))
-                self._built_for = count
-        finally:
-            self._lock.release()
+    def embedder(self) -> Embedder:
+        """The embedding model, loaded on first use (once per process; blocking: call it in a thread)."""
+        with self._lock:
+            if self._embedder is None:
+                embedder = Embedder()
+                self._knowledge_vectors = embedder.vectors(self._knowledge_texts)
+                self._embedder = embedder
+            return self._embedder
 
-    def index_replies(self, replies: list[PastReply]) -> None:
-        """Search these past replies from now on (what `refresh` reads from the database)."""
-        self._replies = ReplyIndex(replies)
-
-    def suggest(self, context: list[str], exclude_conversation: str | None = None) -> list[Suggestion]:
-        """The best replies for `context` (the customer's latest messages), best first."""
+    def suggest(self, store: Store, context: list[str], exclude_conversation: str | None = None) -> list[Suggestion]:
+        """The best replies for `context` (the customer's latest messages), best first (blocking:
+        one full-text query; call it in a thread)."""
         query = "\n".join(context)
         if not query.strip():
             return []
-        candidates: list[Suggestion] = []
-        for hit in self._knowledge.search(query, k=MAX_SUGGESTIONS):
-            text = self.bot.answers[hit.index].text
-            candidates.append(
-                Suggestion(
-                    id=suggestion_id("knowledge_base", str(hit.index), text),
-                    text=text,
-                    score=round(hit.score, 4),
-                    source=SuggestionSource(kind="knowledge_base"),
-                )
+        with store.engine.connect() as conn:
+            found = reply_index.search(conn, query, CANDIDATES, exclude_conversation)
+        return self.rank(query, [PastReply(f.conversation_id, f.context, f.text) for f in found])
+
+    def rank(self, query: str, past: Sequence[PastReply]) -> list[Suggestion]:
+        """Score the knowledge base's answers and these past replies (the full-text search's
+        candidates) against `query`; the best `MAX_SUGGESTIONS` above `MIN_SCORE`."""
+        answers = self.bot.answers
+        knowledge_words = {hit.index: hit.score for hit in self._knowledge.search(query, k=len(answers))}
+        # The candidates' word scores, with the knowledge base as background for word weights: a
+        # word every candidate shares still weighs what it weighs among the team's topics.
+        local = TextIndex([p.context for p in past], counted=self._knowledge_counts)
+        past_words = {
+            hit.index - len(answers): hit.score
+            for hit in local.search(query, k=local.size)
+            if hit.index >= len(answers)
+        }
+        knowledge_scores = [knowledge_words.get(i, 0.0) for i in range(len(answers))]
+        past_scores = [past_words.get(i, 0.0) for i in range(len(past))]
+        if self.embeddings:
+            embedder = self.embedder()
+            question = embedder.vectors([query])[0]
+            w = self.semantic_weight
+            meaning = (self._knowledge_vectors @ question).tolist()
+            knowledge_scores = [(1 - w) * s + w * max(m, 0.0) for s, m in zip(knowledge_scores, meaning, strict=True)]
+            if past:
+                meaning = (embedder.vectors([p.context for p in past]) @ question).tolist()
+                past_scores = [(1 - w) * s + w * max(m, 0.0) for s, m in zip(past_scores, meaning, strict=True)]
+        candidates = [
+            Suggestion(
+                id=suggestion_id("knowledge_base", str(i), answer.text),
+                text=answer.text,
+                score=round(score, 4),
+                source=SuggestionSource(kind="knowledge_base"),
             )
-        replies = self._replies
-        for hit in replies.index.search(query, k=MAX_SUGGESTIONS * 3):
-            past = replies.replies[hit.index]
-            if past.conversation_id == exclude_conversation:
-                continue
-            candidates.append(
-                Suggestion(
-                    id=suggestion_id("past_reply", past.conversation_id, past.text),
-                    text=past.text,
-                    score=round(hit.score, 4),
-                    source=SuggestionSource(kind="past_reply", conversation_id=past.conversation_id),
-                )
+            for i, (answer, score) in enumerate(zip(answers, knowledge_scores, strict=True))
+        ]
+        candidates += [
+            Suggestion(
+                id=suggestion_id("past_reply", reply.conversation_id, reply.text),
+                text=reply.text,
+                score=round(score, 4),
+                source=SuggestionSource(kind="past_reply", conversation_id=reply.conversation_id),
             )
+            for reply, score in zip(past, past_scores, strict=True)
+        ]
         chosen: list[Suggestion] = []
         seen: set[str] = set()
         for candidate in sorted(candidates, key=lambda s: (-s.score, s.source.kind, s.id)):
@@ -216,6 +209,39 @@ class Assistant:
             if len(chosen) == MAX_SUGGESTIONS:
                 break
         return chosen
+
+
+async def suggestions_for(
+    store: Store, assistant: Assistant, conversation_id: str, agent_id: str, rewriter: Rewriter | None = None
+) -> Suggestions:
+    """Suggestions for the agent holding `conversation_id` (the API's, the client's): the
+    customer's latest messages searched, the choice optionally rewritten, and remembered as shown
+    (feedback refers to them; a reply close to one counts as using it). Raises
+    ConversationNotFound, ConversationClosed, or NotAssignedAgent for an agent not holding it."""
+    from handoff.client import ConversationClosed, ConversationNotFound, NotAssignedAgent
+
+    found = await asyncio.to_thread(store.conversation, conversation_id)
+    if found is None:
+        raise ConversationNotFound(f"no conversation {conversation_id!r}")
+    summary, transcript = found
+    if summary.status is Status.CLOSED:
+        raise ConversationClosed(f"conversation {conversation_id!r} is closed")
+    if summary.status is not Status.HUMAN or summary.agent is None or summary.agent.id != agent_id:
+        raise NotAssignedAgent("suggestions are for the agent holding the conversation: take it over first")
+    context = customer_context(transcript)
+    now = datetime.now(UTC)
+    suggested = await asyncio.to_thread(assistant.suggest, store, context, conversation_id)
+    if rewriter is not None and suggested:
+        suggested = await rewriter.suggestions(context, suggested)
+    await asyncio.to_thread(record_shown, store, conversation_id, agent_id, suggested, now)
+    return Suggestions(conversation_id=conversation_id, as_of=now, based_on=context, suggestions=suggested)
+
+
+def exclude_from_index(store: Store, conversation_id: str, agent_id: str) -> int:
+    """Keep a conversation's replies out of suggestions from now on (see handoff/reply_index.py);
+    how many indexed replies were taken out."""
+    with store.engine.begin() as conn:
+        return reply_index.exclude(conn, conversation_id, agent_id, datetime.now(UTC))
 
 
 # --- Feedback: what the agent made of a suggestion, said with a click or shown by the reply.

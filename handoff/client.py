@@ -12,7 +12,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from temporalio.client import (
     Client,
@@ -50,6 +50,10 @@ from handoff.models import (
 from handoff.ratings import rate as rate_conversation
 from handoff.store import Rating, Store
 from workflows.conversation import ConversationWorkflow
+
+if TYPE_CHECKING:
+    from handoff.assist import Assistant, Feedback, FeedbackAction, Suggestions
+    from handoff.llm import Rewriter
 
 T = TypeVar("T")
 
@@ -118,15 +122,34 @@ class HandoffClient:
         timers: TimerSettings | None = None,
         *,
         handover_summaries: bool = False,
+        assistant: Assistant | None = None,
+        rewriter: Rewriter | None = None,
     ) -> None:
+        """`assistant`: how suggestions are made (the default knowledge base, with embeddings, if
+        None); `rewriter`: the team's language model for them (none if None)."""
         self.temporal = client
         self.task_queue = task_queue
         self.store = store
         self.timers = timers
         self.handover_summaries = handover_summaries
+        self._assistant = assistant
+        self.rewriter = rewriter
+
+    @property
+    def assistant(self) -> Assistant:
+        if self._assistant is None:
+            from handoff.assist import Assistant
+            from handoff.bot import KnowledgeBaseBot
+
+            self._assistant = Assistant(KnowledgeBaseBot.from_file())
+        return self._assistant
 
     @classmethod
     async def connect(cls, settings: Settings | None = None, store: Store | None = None) -> HandoffClient:
+        from handoff.assist import Assistant
+        from handoff.bot import KnowledgeBaseBot
+        from handoff.llm import rewriter_from_settings
+
         settings = settings or Settings()
         return cls(
             await connect_temporal(settings),
@@ -134,6 +157,10 @@ class HandoffClient:
             store,
             settings.timers(),
             handover_summaries=settings.handover_summary,
+            assistant=Assistant(
+                KnowledgeBaseBot.from_file(settings.knowledge_base), embeddings=settings.assist_embeddings
+            ),
+            rewriter=rewriter_from_settings(settings),
         )
 
     def handle(self, conversation_id: str) -> WorkflowHandle[Any, ConversationSummary]:
@@ -333,6 +360,39 @@ class HandoffClient:
             )
         except ValueError as invalid:
             raise InvalidCommand(str(invalid)) from None
+
+    # --- AI assist (handoff/assist.py): read from and written to the database, no Temporal action.
+
+    def _assist_store(self) -> Store:
+        if self.store is None:
+            raise HandoffError("AI assist reads the database: give the client a store")
+        return self.store
+
+    async def suggestions(self, conversation_id: str, agent: Agent) -> Suggestions:
+        """Up to three replies for the customer's latest messages, best first, for the agent
+        holding the conversation (as `GET /conversations/{id}/suggestions`)."""
+        from handoff.assist import suggestions_for
+
+        return await suggestions_for(self._assist_store(), self.assistant, conversation_id, agent.id, self.rewriter)
+
+    async def suggestion_feedback(
+        self, conversation_id: str, agent: Agent, suggestion_id: str, action: FeedbackAction
+    ) -> Feedback:
+        """What `agent` made of a suggestion they were shown: used, edited or dismissed."""
+        from handoff.assist import record_feedback
+
+        return await asyncio.to_thread(
+            record_feedback, self._assist_store(), conversation_id, agent.id, suggestion_id, action, datetime.now(UTC)
+        )
+
+    async def exclude_from_suggestions(self, conversation_id: str, agent: Agent) -> int:
+        """Keep this conversation's replies out of suggestions from now on; how many were taken out."""
+        from handoff.assist import exclude_from_index
+
+        store = self._assist_store()
+        if await asyncio.to_thread(store.summary, conversation_id) is None:
+            raise ConversationNotFound(f"no conversation {conversation_id!r}")
+        return await asyncio.to_thread(exclude_from_index, store, conversation_id, agent.id)
 
     # --- Reading.
 

@@ -100,6 +100,15 @@ class Settings(BaseSettings):
     # AI assist: an internal handover summary of the bot session at each take-over (new
     # conversations; see handoff/handover.py).
     handover_summary: bool = True
+    # AI assist, suggested replies: blend word scores with WordLlama embeddings (the model ships in
+    # the `wordllama` wheel, ~16 MB; see README, "AI assist", for what it changes).
+    assist_embeddings: bool = True
+    # Optional: a team's OpenAI-compatible language model rewrites suggestions and the handover
+    # summary (handoff/llm.py); unset, nothing is sent anywhere.
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_timeout: float = 10.0
     # How long after an agent closed a conversation its customer may rate it.
     rating_window: Duration = timedelta(hours=24)
 

@@ -14,9 +14,11 @@ question is scored against each text by cosine. Two things make it fit for a sup
   about payment methods. Precision first: a fallback offers a person, a wrong answer misleads.
 
 Nothing is downloaded and nothing leaves the process. Search walks the postings of the
-question's words only (an inverted index), so 100,000 indexed texts answer in milliseconds;
-see `python -m bench assist` for latency and for the answer rate against the regular
-expression bot. Scores are cosines in [0, 1], 1 for the same words; a caller decides what is enough.
+question's words only (an inverted index). It serves small sets of texts: the knowledge base,
+and the few past replies the database's full-text search found for a suggestion
+(handoff/assist.py; the past replies themselves are indexed by the database, handoff/reply_index.py).
+See `python -m bench assist` for the answer rate against the regular expression bot. Scores are
+cosines in [0, 1], 1 for the same words; a caller decides what is enough.
 """
 
 from __future__ import annotations
@@ -197,9 +199,9 @@ class Hit:
     question_words: int  # content words in the question, known or not (1: little to go on)
 
 
-def words(text: str) -> list[str]:
-    """Lower-case words without accents or apostrophes; numbers dropped (an order number says
-    nothing about the topic); stop words dropped; each word stemmed."""
+def tokens(text: str) -> list[str]:
+    """Lower-case words without accents or apostrophes, as written (not stemmed, nothing dropped):
+    what the database's own full-text search is given (handoff/reply_index.py)."""
     folded = unicodedata.normalize("NFKD", text.lower())
     out: list[str] = []
     current: list[str] = []
@@ -213,7 +215,22 @@ def words(text: str) -> list[str]:
             current = []
     if current:
         out.append("".join(current))
-    return [stem(w) for w in out if w not in STOP_WORDS and not w.isdigit()]
+    return out
+
+
+def content_tokens(text: str) -> list[str]:
+    """`tokens` without stop words and bare numbers (an order number says nothing about the topic)."""
+    return [w for w in tokens(text) if w not in STOP_WORDS and not w.isdigit()]
+
+
+def words(text: str) -> list[str]:
+    """The content words of `text` (see `content_tokens`), each stemmed."""
+    return [stem(w) for w in content_tokens(text)]
+
+
+def counts(text: str) -> Counter[str]:
+    """How often each content word (stemmed) occurs in `text`: what `TextIndex` indexes."""
+    return Counter(words(text))
 
 
 def stem(word: str) -> str:
@@ -237,12 +254,14 @@ def _deletions(word: str) -> set[str]:
 class TextIndex:
     """An immutable index of `texts`; `search` gives the closest ones to a question."""
 
-    def __init__(self, texts: Sequence[str]) -> None:
-        self.size = len(texts)
+    def __init__(self, texts: Sequence[str], *, counted: Sequence[Counter[str]] = ()) -> None:
+        """`counted`: the word counts (`counts`) of texts that come first, already made; `texts`
+        follow them (handoff/assist.py scores a few new texts against the same knowledge base)."""
+        documents = [*counted, *(counts(text) for text in texts)]
+        self.size = len(documents)
         # Postings: for each word, the texts holding it and its term weight there (1 + log of
         # its count: a word repeated across an answer's examples says more about it, not linearly).
         self._postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        documents = [Counter(words(text)) for text in texts]
         for number, document in enumerate(documents):
             for word, count in document.items():
                 self._postings[word].append((number, 1.0 + math.log(count)))
@@ -251,12 +270,20 @@ class TextIndex:
         self._norms = [
             math.sqrt(sum(((1.0 + math.log(c)) * self.idf[w]) ** 2 for w, c in d.items())) for d in documents
         ]
-        # SymSpell: each known word under itself and its one-letter deletions.
-        self._near: dict[str, set[str]] = defaultdict(set)
-        for word in self._postings:
-            if len(word) >= MIN_CORRECTED_LENGTH:
-                for key in {word, *_deletions(word)}:
-                    self._near[key].add(word)
+        self._near_table: dict[str, set[str]] | None = None
+
+    @property
+    def _near(self) -> dict[str, set[str]]:
+        """SymSpell: each known word under itself and its one-letter deletions (made on the first
+        word to correct: most questions have none)."""
+        if self._near_table is None:
+            near: dict[str, set[str]] = defaultdict(set)
+            for word in self._postings:
+                if len(word) >= MIN_CORRECTED_LENGTH:
+                    for key in {word, *_deletions(word)}:
+                        near[key].add(word)
+            self._near_table = near
+        return self._near_table
 
     def correct(self, word: str) -> str | None:
         """A known word one edit (insert, delete, substitute, swap) from `word`; the most
@@ -264,8 +291,9 @@ class TextIndex:
         if len(word) < MIN_CORRECTED_LENGTH:
             return None
         candidates: set[str] = set()
+        near = self._near
         for key in {word, *_deletions(word)}:
-            candidates |= self._near.get(key, set())
+            candidates |= near.get(key, set())
         close = [c for c in candidates if _one_edit(word, c)]
         if not close:
             return None

@@ -168,6 +168,31 @@ suggestion_feedback = sa.Table(
     sa.Column("at", UTCDateTime, nullable=False, index=True),
 )
 
+# AI assist (handoff/reply_index.py): the agents' replies in conversations closed as resolved, each
+# with the customer messages before it, searched by the database's own full-text search. Written
+# in the transaction that records the close (`Store._write`); the search structures metadata cannot
+# describe (an FTS5 table and its triggers on SQLite, a tsvector column and its GIN index on
+# PostgreSQL) are made by migration 0006 and named in `handoff.schema.SEARCH_OBJECTS`.
+past_replies = sa.Table(
+    "past_replies",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(120), nullable=False, unique=True),  # the reply's fact key: written once
+    sa.Column("conversation_id", sa.String(100), nullable=False, index=True),
+    sa.Column("context", sa.Text, nullable=False),  # the customer messages before the reply (what is searched)
+    sa.Column("text", sa.Text, nullable=False),  # the agent's reply (what is suggested)
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+
+# Conversations a team keeps out of the past-reply index (`POST /conversations/{id}/exclude-from-suggestions`).
+assist_exclusions = sa.Table(
+    "assist_exclusions",
+    metadata,
+    sa.Column("conversation_id", sa.String(100), primary_key=True),
+    sa.Column("excluded_by", sa.String(200), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+
 # --- Push (handoff/push.py, handoff/webhooks.py): the changes the live streams and webhooks carry.
 
 events = sa.Table(
@@ -438,9 +463,16 @@ class Store:
                 )
                 conn.execute(stmt)
             if inserted:
+                new = set(inserted_keys)
+                closed = [f for f in new_facts if f.key in new and f.kind is FactKind.CLOSED]
+                if any(f.outcome is Outcome.RESOLVED for f in closed):
+                    # The past-reply index grows with the close that makes a conversation resolved,
+                    # in its transaction: never a conversation closed without its replies indexed.
+                    from handoff.reply_index import index_conversation
+
+                    index_conversation(conn, closed[0].conversation_id)
                 # Events for the live streams and webhooks, in the same transaction: only for the
                 # facts this write inserted, so a retry or the other writer's copy publishes nothing.
-                new = set(inserted_keys)
                 self._publish(conn, new_facts[0].conversation_id, [f for f in new_facts if f.key in new])
             return inserted
 

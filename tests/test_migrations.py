@@ -16,7 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from typer.testing import CliRunner
 
-from handoff import schema
+from handoff import reply_index, schema
 from handoff.cli import app
 from handoff.models import EntryKind, Status
 from handoff.store import Store, metadata
@@ -104,6 +104,8 @@ def test_a_first_release_database_holding_data_is_upgraded_with_nothing_lost(dat
         ]
         with store.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT digest FROM idempotent_requests")).scalar_one() == "d1"
+            # Issue 14: the conversation resolved before the past-reply index existed is in it.
+            assert [f.text for f in reply_index.search(conn, "where is my parcel", 3)] == ["It arrives tomorrow."]
     finally:
         store.close()
         old.dispose()
@@ -114,7 +116,8 @@ def test_the_latest_revision_gives_exactly_the_models(database_url: str) -> None
     try:
         schema.upgrade(engine)
         with engine.connect() as conn:
-            differences = compare_metadata(MigrationContext.configure(conn), metadata)
+            context = MigrationContext.configure(conn, opts={"include_object": schema.include_object})
+            differences = compare_metadata(context, metadata)
         assert differences == [], "write a migration for these model changes (handoff/migrations/versions)"
     finally:
         engine.dispose()

@@ -30,6 +30,7 @@ from handoff.codec_server import codec_router
 from handoff.config import Settings
 from handoff.connection import connect_temporal
 from handoff.customer_tokens import CustomerTokens, load_secret
+from handoff.llm import rewriter_from_settings
 from handoff.metrics import ApiMetrics, RequestMetrics
 from handoff.store import Store
 from handoff.telemetry import tracer_from_environment
@@ -89,6 +90,8 @@ def create_app(
                 await hub.stop()
             if own_store:
                 s.store.close()
+            if _app.state.rewriter is not None:
+                await _app.state.rewriter.aclose()
 
     app = FastAPI(
         title="Handoff",
@@ -100,7 +103,10 @@ def create_app(
     )
     app.state.services = s
     # Suggested replies: the knowledge base is read once, here (a bad file stops the start-up).
-    app.state.assistant = Assistant(KnowledgeBaseBot.from_file(settings.knowledge_base))
+    app.state.assistant = Assistant(
+        KnowledgeBaseBot.from_file(settings.knowledge_base), embeddings=settings.assist_embeddings
+    )
+    app.state.rewriter = rewriter_from_settings(settings)
     app.state.metrics = ApiMetrics(lambda: s.store, lambda: [agent.id for agent in s.agents.agents])
     app.add_middleware(BodyLimit)
     app.add_middleware(NoStore, cacheable=f"{ASSETS_URL}/")

@@ -1,8 +1,10 @@
-"""`handoff conversations list | show | history | suggestions`: what ops read about conversations.
+"""`handoff conversations list | show | history | suggestions | exclude-from-suggestions`: what ops
+read about conversations (and keep out of AI assist).
 
 `list` reads the database; `show` reads the running workflow when there is one (the live
 state) and the database otherwise; `history` reads Temporal's event history of every run;
-`suggestions` the replies AI assist offers for the customer's latest messages (database only).
+`suggestions` the replies AI assist offers for the customer's latest messages (database only);
+`exclude-from-suggestions` keeps a conversation's replies out of them (database only).
 """
 
 from __future__ import annotations
@@ -183,18 +185,19 @@ def conversation_suggestions(conversation_id: Annotated[str, typer.Argument(help
 
     async def main() -> None:
         settings = Settings()
-        assistant = Assistant(KnowledgeBaseBot.from_file(settings.knowledge_base))
+        assistant = Assistant(
+            KnowledgeBaseBot.from_file(settings.knowledge_base), embeddings=settings.assist_embeddings
+        )
         with open_store(settings) as store:
             if store.summary(conversation_id) is None:
                 raise ConversationNotFound(f"no conversation {conversation_id!r} in the database")
-            assistant.refresh(store, force=True)
             context = customer_context(store.transcript(conversation_id))
+            suggested = assistant.suggest(store, context, exclude_conversation=conversation_id)
         out = console()
         if not context:
             out.print("No customer message to suggest a reply to.")
             return
         out.print(Text("Customer: ", style="bold") + Text(" / ".join(context)))
-        suggested = assistant.suggest(context, exclude_conversation=conversation_id)
         if not suggested:
             out.print("No suggestion is close enough.")
             return
@@ -205,5 +208,26 @@ def conversation_suggestions(conversation_id: Annotated[str, typer.Argument(help
             source = suggestion.source.conversation_id or "knowledge base"
             table.add_row(f"{suggestion.score:.2f}", source, suggestion.text, suggestion.id)
         out.print(table)
+
+    run(main)
+
+
+def conversation_exclude(
+    conversation_id: Annotated[str, typer.Argument(help="The conversation id.")],
+    by: Annotated[str, typer.Option(help="Who excludes it (kept with the exclusion).")] = "ops",
+) -> None:
+    """Keep a conversation's replies out of suggestions from now on (before or after its close)."""
+    from handoff.assist import exclude_from_index
+
+    async def main() -> None:
+        settings = Settings()
+        with open_store(settings) as store:
+            if store.summary(conversation_id) is None:
+                raise ConversationNotFound(f"no conversation {conversation_id!r} in the database")
+            removed = exclude_from_index(store, conversation_id, by)
+        console().print(
+            f"Conversation {conversation_id} is kept out of suggestions ({removed} indexed repl"
+            f"{'y' if removed == 1 else 'ies'} taken out)."
+        )
 
     run(main)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from handoff.schema import include_object
 from handoff.store import metadata
 
 connection = context.config.attributes["connection"]
@@ -15,6 +16,7 @@ context.configure(
     # SQLite alters a table by copying it: `batch_alter_table` in the migrations does that.
     render_as_batch=True,
     compare_type=True,
+    include_object=include_object,
 )
 with context.begin_transaction():
     context.run_migrations()

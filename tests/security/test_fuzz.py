@@ -50,6 +50,8 @@ NOTHING_TO_NEGATE = {
     "GET /live/mine",
     "GET /metrics",
     "GET /conversations/{conversation_id}/suggestions",
+    "GET /conversations/{conversation_id}/handover-summary",
+    "POST /conversations/{conversation_id}/exclude-from-suggestions",
     "GET /session",
     "DELETE /session",
     "GET /team",

@@ -11,21 +11,21 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from handoff import handover
 from handoff.api.deps import AGENT_ERRORS, ERRORS, CurrentAgent, ServicesDep, check_id, utc
 from handoff.assist import (
-    Assistant,
     AssistStats,
     Feedback,
     FeedbackAction,
     Suggestions,
     UnknownSuggestion,
     assist_stats,
-    customer_context,
+    exclude_from_index,
     record_feedback,
-    record_shown,
+    suggestions_for,
 )
-from handoff.client import ConversationClosed, ConversationNotFound, NotAssignedAgent
-from handoff.models import Model, Status
+from handoff.client import ConversationNotFound
+from handoff.models import EntryKind, Model
 
 router = APIRouter(tags=["agent"])
 
@@ -36,22 +36,51 @@ async def suggestions(conversation_id: str, agent: CurrentAgent, s: ServicesDep,
     (a knowledge-base answer, or an agent's reply in a conversation closed as resolved), a score
     and an id. For the agent holding the conversation (403 for another agent, 409 once closed)."""
     check_id(conversation_id)
-    summary = await run_in_threadpool(s.db.summary, conversation_id)
-    if summary is None:
+    return await suggestions_for(
+        s.db, request.app.state.assistant, conversation_id, agent.id, request.app.state.rewriter
+    )
+
+
+class Excluded(Model):
+    conversation_id: str
+    replies_removed: int  # replies it had in the index, taken out now
+
+
+@router.post("/conversations/{conversation_id}/exclude-from-suggestions", responses=ERRORS)
+async def exclude_from_suggestions(conversation_id: str, agent: CurrentAgent, s: ServicesDep) -> Excluded:
+    """Keep this conversation's replies out of everyone's suggestions, from now on: before its
+    close (a close as resolved will not index it) or after (what it added is taken out). Idempotent."""
+    check_id(conversation_id)
+    if await run_in_threadpool(s.db.summary, conversation_id) is None:
         raise ConversationNotFound(f"no conversation {conversation_id!r}")
-    if summary.status is Status.CLOSED:
-        raise ConversationClosed(f"conversation {conversation_id!r} is closed")
-    if summary.status is not Status.HUMAN or summary.agent is None or summary.agent.id != agent.id:
-        raise NotAssignedAgent("suggestions are for the agent holding the conversation: take it over first")
-    assistant: Assistant = request.app.state.assistant
-    await run_in_threadpool(assistant.refresh, s.db)
+    removed = await run_in_threadpool(exclude_from_index, s.db, conversation_id, agent.id)
+    return Excluded(conversation_id=conversation_id, replies_removed=removed)
+
+
+class HandoverSummary(Model):
+    conversation_id: str
+    seq: int  # the internal note it is
+    text: str
+    rewritten: bool  # by the team's language model (HANDOFF_LLM_*); the note keeps the original
+
+
+@router.get("/conversations/{conversation_id}/handover-summary", responses=ERRORS)
+async def handover_summary(
+    conversation_id: str, _agent: CurrentAgent, s: ServicesDep, request: Request
+) -> HandoverSummary:
+    """The latest handover summary of this conversation (an internal note, never shown to the
+    customer), rewritten by the team's language model when one is configured."""
+    check_id(conversation_id)
     transcript = await run_in_threadpool(s.db.transcript, conversation_id)
-    context = customer_context(transcript)
-    now = datetime.now(UTC)
-    suggested = assistant.suggest(context, exclude_conversation=conversation_id)
-    # Remembered, so feedback can refer to them and a reply close to one counts as using it.
-    await run_in_threadpool(record_shown, s.db, conversation_id, agent.id, suggested, now)
-    return Suggestions(conversation_id=conversation_id, as_of=now, based_on=context, suggestions=suggested)
+    notes = [e for e in transcript if e.kind is EntryKind.INTERNAL and e.author == handover.AUTHOR]
+    if not notes:
+        raise HTTPException(404, f"conversation {conversation_id!r} has no handover summary")
+    note = notes[-1]
+    rewriter = request.app.state.rewriter
+    rewritten = None if rewriter is None else await rewriter.summary(note.text)
+    return HandoverSummary(
+        conversation_id=conversation_id, seq=note.seq, text=rewritten or note.text, rewritten=rewritten is not None
+    )
 
 
 class FeedbackRequest(Model):
