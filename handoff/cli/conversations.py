@@ -227,7 +227,8 @@ def conversation_exclude(
             removed = exclude_from_index(store, conversation_id, by)
         console().print(
             f"Conversation {conversation_id} is kept out of suggestions ({removed} indexed repl"
-            f"{'y' if removed == 1 else 'ies'} taken out)."
+            f"{'y' if removed == 1 else 'ies'} taken out).",
+            soft_wrap=True,  # one line, however narrow the terminal: scripts read it
         )
 
     run(main)
