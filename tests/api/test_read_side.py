@@ -21,7 +21,7 @@ from handoff.devserver import DevServer
 from handoff.store import Store
 from tests.api.conftest import TEST_SECRET
 from tests.api.helpers import ALICE, bearer, ok, refused, texts
-from tests.faults.harness import connect, start_server
+from tests.faults.harness import connect, file_dev_server
 from tests.helpers import eventually
 from worker import build_worker
 
@@ -29,13 +29,8 @@ from worker import build_worker
 @pytest.fixture
 async def own_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevServer]:
     """A dev server of the test's own, which it stops."""
-    directory = tmp_path_factory.mktemp("read-side-temporal")
-    server = DevServer(directory / "temporal.db", log_file=directory / "server.log")
-    await start_server(server)
-    try:
+    async with file_dev_server(tmp_path_factory.mktemp("read-side-temporal")) as server:
         yield server
-    finally:
-        await asyncio.to_thread(server.stop)
 
 
 async def messages(api: httpx.AsyncClient, cid: str, customer: dict[str, str]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -212,6 +212,18 @@ async def start_server(server: DevServer, *, same_port: bool = False) -> None:
         await on_the_same_port(lambda: on([server.port]))
     else:
         await on_fresh_ports(1, on)
+
+
+@contextlib.asynccontextmanager
+async def file_dev_server(directory: Path) -> AsyncIterator[DevServer]:
+    """A dev server of its own on a SQLite file in `directory` (so it keeps its history across a
+    restart), started on a fresh port and stopped on exit."""
+    server = DevServer(directory / "temporal.db", log_file=directory / "server.log")
+    await start_server(server)
+    try:
+        yield server
+    finally:
+        await asyncio.to_thread(server.stop)
 
 
 async def restart_server(server: DevServer, *, kill: bool) -> None:

@@ -32,6 +32,7 @@ from tests.faults.harness import (
     assert_recorded_as,
     assert_same_records,
     entries,
+    file_dev_server,
     played,
     restart_server,
     runs,
@@ -49,13 +50,8 @@ MAX_CONVERSATIONS = 1000
 
 @pytest.fixture(scope="module")
 async def file_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevServer]:
-    directory = tmp_path_factory.mktemp("restarted-temporal")
-    server = DevServer(directory / "temporal.db", log_file=directory / "server.log")
-    await start_server(server)
-    try:
+    async with file_dev_server(tmp_path_factory.mktemp("restarted-temporal")) as server:
         yield server
-    finally:
-        await asyncio.to_thread(server.stop)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from temporalio.api.enums.v1 import EventType
 from handoff.devserver import DevServer
 from handoff.models import EntryKind, FactKind, Outcome, Status, TimerSettings
 from tests.faults.conftest import LabFactory
-from tests.faults.harness import Lab, restart_server, runs, start_server, wait_until
+from tests.faults.harness import Lab, file_dev_server, restart_server, runs, wait_until
 from tests.helpers import new_id
 
 pytestmark = pytest.mark.slow
@@ -23,13 +23,8 @@ IDLE = timedelta(seconds=3)
 
 @pytest.fixture(scope="module")
 async def timer_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevServer]:
-    directory = tmp_path_factory.mktemp("timer-temporal")
-    server = DevServer(directory / "temporal.db", log_file=directory / "server.log")
-    await start_server(server)
-    try:
+    async with file_dev_server(tmp_path_factory.mktemp("timer-temporal")) as server:
         yield server
-    finally:
-        await asyncio.to_thread(server.stop)
 
 
 async def started_and_answered(lab: Lab) -> str:
