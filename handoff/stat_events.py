@@ -266,3 +266,53 @@ def db_rows(conversation_id: str, facts: list[FactRow]) -> tuple[list[dict[str, 
         for a in sorted(handlers(facts))
     ]
     return events, agents
+
+
+# --- Counts per day (`stat_counts`): the rollup all-time windows add up instead of every row.
+
+STILL_OPEN = date(9999, 12, 31)
+"""The `end_day` of an interval not finished yet (later than any `until`)."""
+NO_AGENT = ""
+"""The `agent_id` of a count attributed to no agent (a key column cannot be NULL)."""
+
+CountKey = tuple[date, str, str, date]
+
+
+def count_key(kind: str, at: datetime, agent_id: str | None, end_at: datetime | None) -> CountKey:
+    """The `stat_counts` key of one `stat_events` row: its day, kind, agent, and for an interval
+    that may be open the day it ended (`STILL_OPEN`: not yet); other kinds repeat the day.
+
+    The day an interval ended is all a whole day needs to know: open on its start day when it
+    ended on a later day, open at the end of a window when it ended on a later day than the
+    window's last one (the interval ending on that last day is looked up, see `handoff.stats`)."""
+    day = at.date()
+    end_day = (STILL_OPEN if end_at is None else end_at.date()) if kind in OPEN else day
+    return day, kind, NO_AGENT if agent_id is None else agent_id, end_day
+
+
+def count_deltas(removed: Iterable[CountKey], added: Iterable[CountKey]) -> list[dict[str, Any]]:
+    """What rewriting index rows changes in `stat_counts`, as upsert parameters sorted by key
+    (so concurrent writers lock the rows in one order), without the keys left unchanged."""
+    n: dict[CountKey, int] = {}
+    for key in removed:
+        n[key] = n.get(key, 0) - 1
+    for key in added:
+        n[key] = n.get(key, 0) + 1
+    return [
+        {"day": day, "kind": kind, "agent_id": agent_id, "end_day": end_day, "n": delta}
+        for (day, kind, agent_id, end_day), delta in sorted(n.items())
+        if delta
+    ]
+
+
+def backfill_counts_sql(dialect: str) -> str:
+    """`stat_counts` from the `stat_events` rows already recorded (migration 0008, the bench):
+    the same key as `count_key`, in SQL."""
+    open_kinds = ", ".join(f"'{k}'" for k in sorted(OPEN))
+    end_day = "date(end_at)" if dialect == "sqlite" else "CAST(end_at AS date)"
+    return (
+        "INSERT INTO stat_counts (day, kind, agent_id, end_day, n) "
+        f"SELECT day, kind, COALESCE(agent_id, '{NO_AGENT}'), "
+        f"CASE WHEN kind IN ({open_kinds}) THEN COALESCE({end_day}, '{STILL_OPEN.isoformat()}') ELSE day END, "
+        "count(*) FROM stat_events GROUP BY 1, 2, 3, 4"
+    )

@@ -87,7 +87,7 @@ from pydantic import Field
 
 from handoff.models import EntryKind, FactKind, Model, Outcome
 from handoff.stat_events import ATTRIBUTED, COUNTS, DONE, MESSAGE_PREFIX, OPEN
-from handoff.store import Store, UTCDateTime, conversation_agents, facts, ratings, stat_events
+from handoff.store import Store, UTCDateTime, conversation_agents, facts, ratings, stat_counts, stat_events
 
 # --- The result: what the /stats endpoint returns and the CLI prints.
 
@@ -186,11 +186,23 @@ def percentile(values: list[float], p: float) -> float | None:
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"percentile {p} is not between 0 and 1")
     ordered = sorted(values)
-    h = (len(ordered) - 1) * p
+    lo = _rank(len(ordered), p)
+    return _interpolated(ordered[lo : lo + 2], len(ordered), p)
+
+
+def _rank(n: int, p: float) -> int:
+    """The rank (from 0) of the lower of the two values the `p` percentile of `n` values lies between."""
+    return math.floor((n - 1) * p)
+
+
+def _interpolated(pair: list[float], n: int, p: float) -> float:
+    """The `p` percentile of `n` sorted values from the values at ranks `_rank(n, p)` and the next
+    (just the first when it is the last value)."""
+    h = (n - 1) * p
     lo = math.floor(h)
-    if lo + 1 >= len(ordered):
-        return ordered[lo]
-    return ordered[lo] + (h - lo) * (ordered[lo + 1] - ordered[lo])
+    if len(pair) == 1:
+        return pair[0]
+    return pair[0] + (h - lo) * (pair[1] - pair[0])
 
 
 def _rounded(value: float | None) -> float | None:
@@ -662,8 +674,21 @@ def compute_stats(
             conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
             # Grouping and percentiles in memory, not in temporary files (the default is 4 MB).
             conn.execute(sa.text("SET LOCAL work_mem = '64MB'"))
-        _add_counts(conn, acc, _where(since, until, agent_id), until)
-        _add_durations(conn, acc, _where(since, until, agent_id, DONE))
+        whole = _whole_days(since, until) if agent_id is None else None
+        if whole is None:
+            done = _add_counts(conn, acc, _where(since, until, agent_id), until)
+        else:
+            # The window's whole days from the counts per day, its partial first and last days
+            # (and the intervals of the whole days that ended on the last one) from the rows.
+            done = _add_day_counts(conn, acc, whole, until)
+            first, last = _midnight(whole[0]), _midnight(whole[1])
+            for lo, hi in ((since, first), (last, until)):
+                if lo is not None and hi is not None and lo < hi:
+                    _merge(done, _add_counts(conn, acc, _where(lo, hi, None), until))
+        if agent_id is None and _long(since, until) and conn.dialect.name == "postgresql":
+            _add_durations_by_rank(conn, acc, since, until, done)
+        else:
+            _add_durations(conn, acc, _where(since, until, agent_id, DONE))
         _add_ratings(conn, acc, since, until, agent_id)
         _add_names(conn, acc, until)
     return acc.result(agent_id)
@@ -694,9 +719,99 @@ def _where(
     return where
 
 
+RANK_MIN_SPAN = timedelta(days=28)
+"""Windows at least this long (or open-ended) read their percentiles by rank from the durations
+in value order (`_add_durations_by_rank`); shorter ones sort the window's durations."""
+
+# (kind, "total" | "day" | "agent", the day or agent or None) -> completed durations counted.
+Done = dict[tuple[str, str, Any], int]
+# (kind, day, agent, by agent, count, open at the end of the window, open at the end of its day)
+CountRow = tuple[str, date | None, str | None, bool, int, int, int]
+
+
+def _midnight(day: date | None) -> datetime | None:
+    return None if day is None else datetime.combine(day, time(), tzinfo=UTC)
+
+
+def _whole_days(since: datetime | None, until: datetime | None) -> tuple[date | None, date | None] | None:
+    """The whole UTC days [first, last) of the window (None: unbounded), or None when it has none."""
+    first = None if since is None else since.date() + timedelta(days=0 if since.time() == time() else 1)
+    last = None if until is None else until.date()
+    if first is not None and last is not None and first >= last:
+        return None
+    return first, last
+
+
+def _long(since: datetime | None, until: datetime | None) -> bool:
+    return since is None or until is None or until - since >= RANK_MIN_SPAN
+
+
+def _merge(into: Done, more: Done) -> None:
+    for key, n in more.items():
+        into[key] = into.get(key, 0) + n
+
+
+def _add_day_counts(
+    conn: sa.Connection, acc: _Accumulator, whole: tuple[date | None, date | None], until: datetime | None
+) -> Done:
+    """The counts and open intervals of the window's whole days from `stat_counts` (no agent
+    filter): grouped by kind and day, and by kind and agent. An interval of those days is open on
+    its day when it ended on a later one (the day ends before `until`), and open at the end of the
+    window when it ended on a later day than `until`'s, or on that day at or after `until`: those
+    few are looked up by their end (`ix_stat_events_end_at`)."""
+    from handoff.stat_events import NO_AGENT, STILL_OPEN
+
+    c = stat_counts.c
+    first, last = whole
+    where: list[sa.ColumnElement[bool]] = []
+    if first is not None:
+        where.append(c.day >= first)
+    if last is not None:
+        where.append(c.day < last)
+    cutoff = until.date() if until is not None else STILL_OPEN - timedelta(days=1)
+    figures = (
+        sa.func.sum(c.n),
+        sa.func.sum(sa.case((c.end_day > cutoff, c.n), else_=0)),
+        sa.func.sum(sa.case((c.end_day > c.day, c.n), else_=0)),
+    )
+    rows: list[CountRow] = []
+    if conn.dialect.name == "postgresql":
+        query = (
+            sa.select(c.kind, c.day, c.agent_id, sa.func.grouping(c.day), *figures)
+            .where(*where)
+            .group_by(sa.func.grouping_sets(sa.tuple_(c.kind, c.day), sa.tuple_(c.kind, c.agent_id)))
+            .having(sa.func.sum(c.n) != 0)
+        )
+        found = [(kind, day, agent, bool(by_agent), *n) for kind, day, agent, by_agent, *n in conn.execute(query)]
+    else:
+        by_day = sa.select(c.kind, c.day, sa.null(), sa.false(), *figures).where(*where).group_by(c.kind, c.day)
+        by_agent = sa.select(c.kind, sa.null(), c.agent_id, sa.true(), *figures).where(*where)
+        by_agent = by_agent.where(c.agent_id != NO_AGENT).group_by(c.kind, c.agent_id)
+        found = [
+            (*r[:3], bool(r[3]), *r[4:])
+            for q in (by_day, by_agent)
+            for r in conn.execute(q.having(sa.func.sum(c.n) != 0))
+        ]
+    for kind, day, agent, by_agent, n, n_open, n_open_day in found:
+        day = day if day is None or isinstance(day, date) else date.fromisoformat(day)
+        rows.append((kind, day, None if agent == NO_AGENT else agent, by_agent, int(n), int(n_open), int(n_open_day)))
+    if until is not None:
+        e = stat_events.c
+        ended = [e.end_at >= until, e.end_at < _midnight(until.date() + timedelta(days=1))]
+        if first is not None:
+            ended.append(e.at >= _midnight(first))
+        if last is not None:
+            ended.append(e.at < _midnight(last))
+        late = sa.select(e.kind, e.agent_id, sa.func.count()).where(*ended).group_by(e.kind, e.agent_id)
+        for ended_kind, ended_agent, n_ended in conn.execute(late):
+            rows.append((ended_kind, None, None, False, 0, n_ended, 0))
+            rows.append((ended_kind, None, ended_agent, True, 0, n_ended, 0))
+    return _fold_counts(acc, rows)
+
+
 def _add_counts(
     conn: sa.Connection, acc: _Accumulator, where: list[sa.ColumnElement[bool]], until: datetime | None
-) -> None:
+) -> Done:
     """Every count, and the open intervals: grouped by kind and day (the days, and the totals as
     their sum), and by kind and agent (the agents). PostgreSQL does both in one scan."""
     e = stat_events.c
@@ -718,13 +833,28 @@ def _add_counts(
         by_agent = sa.select(e.kind, sa.null(), e.agent_id, sa.true(), *figures).where(*where)
         by_agent = by_agent.where(e.kind.in_(sorted(ATTRIBUTED)), e.agent_id.is_not(None)).group_by(e.kind, e.agent_id)
         rows = [(*r[:3], bool(r[3]), *r[4:]) for q in (by_day, by_agent) for r in conn.execute(q)]
+    return _fold_counts(
+        acc, [(kind, day, agent, by_agent, n, int(o), int(od)) for kind, day, agent, by_agent, n, o, od in rows]
+    )
+
+
+def _fold_counts(acc: _Accumulator, rows: list[CountRow]) -> Done:
+    """Add grouped counts to the totals, days and agents; the completed durations counted, by
+    scope, for their percentiles."""
+    done: Done = {}
     for kind, day, agent, by_agent, n, n_open, n_open_day in rows:
+        if kind in DONE:
+            for key in [(kind, "agent", agent)] if by_agent else [(kind, "total", None), (kind, "day", day)]:
+                done[key] = done.get(key, 0) + n
         if by_agent:
             if kind not in ATTRIBUTED or agent is None:
                 continue
             tallies = [acc._agent(agent)] if kind not in OPEN or n_open else []
+        elif kind in OPEN and not n_open_day:
+            tallies = [acc.total]
         else:
-            tallies = [acc.total] if kind in OPEN and not n_open_day else [acc.total, acc._on(day)]
+            assert day is not None
+            tallies = [acc.total, acc._on(day)]
         for t in tallies:
             if kind in OPEN:
                 what = OPEN[kind]
@@ -738,6 +868,7 @@ def _add_counts(
                 entry_kind = EntryKind(kind.removeprefix(MESSAGE_PREFIX))
                 t.messages[entry_kind] = t.messages.get(entry_kind, 0) + n
             # Completed durations: counted with their percentiles (_add_durations).
+    return done
 
 
 def _add_durations(conn: sa.Connection, acc: _Accumulator, where: list[sa.ColumnElement[bool]]) -> None:
@@ -780,22 +911,93 @@ def _add_durations(conn: sa.Connection, acc: _Accumulator, where: list[sa.Column
             acc._agent(key).summarised[kind] = summary
 
 
+def _add_durations_by_rank(
+    conn: sa.Connection, acc: _Accumulator, since: datetime | None, until: datetime | None, done: Done
+) -> None:
+    """The count, median and p90 of each completed duration of a long window (no agent filter),
+    exactly, with no sort: the counts are known (`done`), so each percentile is the value at a
+    known rank (and the next) of the window's durations in value order, which PostgreSQL reads
+    from the partial indexes on (kind, value), (kind, day, value) and (kind, agent, value) by
+    skipping that many entries (measured faster than numbering them in one pass for both ranks).
+    One statement per scope, the lookups sent as arrays. Agents show no waiting time: theirs are
+    not looked up."""
+    window = ["e.value IS NOT NULL"]
+    params: dict[str, Any] = {}
+    if since is not None:
+        window.append("e.at >= :since")
+        params["since"] = since
+    if until is not None:
+        window.append("e.at < :until")
+        params["until"] = until
+    typed = [sa.bindparam(name, type_=UTCDateTime) for name in params]
+    for scope, column, cast in (("total", None, "text"), ("day", "day", "date"), ("agent", "agent_id", "text")):
+        lookups = [
+            (kind, key, n)
+            for (kind, s, key), n in sorted(done.items(), key=str)
+            if s == scope and n > 0 and (scope != "agent" or (key is not None and kind != WAIT))
+        ]
+        if not lookups:
+            continue
+        same = f"AND e.{column} = q.key" if column else ""
+        query = sa.text(
+            f"SELECT q.i, v.value FROM unnest(CAST(:kinds AS text[]), CAST(:keys AS {cast}[]), "
+            "CAST(:offsets AS int[])) WITH ORDINALITY AS q(kind, key, off, i) "
+            f"CROSS JOIN LATERAL (SELECT e.value FROM stat_events AS e WHERE e.kind = q.kind {same} "
+            f"AND {' AND '.join(window)} ORDER BY e.value OFFSET q.off LIMIT 2) AS v ORDER BY q.i, v.value"
+        ).bindparams(*typed)
+        ranked = [(kind, key, _rank(n, p)) for kind, key, n in lookups for p in (0.5, 0.9)]
+        values: dict[int, list[float]] = {}
+        result = conn.execute(
+            query,
+            {
+                **params,
+                "kinds": [kind for kind, _, _ in ranked],
+                "keys": [key for _, key, _ in ranked],
+                "offsets": [offset for _, _, offset in ranked],
+            },
+        )
+        for i, value in result:
+            values.setdefault(i - 1, []).append(value)
+        for i, (kind, key, n) in enumerate(lookups):
+            median, p90 = (_interpolated(values[2 * i + j], n, p) for j, p in enumerate((0.5, 0.9)))
+            tally = acc.total if scope == "total" else acc._on(key) if scope == "day" else acc._agent(key)
+            tally.summarised[kind] = (n, median, p90)
+
+
 def _add_ratings(
     conn: sa.Connection, acc: _Accumulator, since: datetime | None, until: datetime | None, agent_id: str | None
 ) -> None:
-    """The ratings of the window, grouped by day, agent and score."""
+    """The ratings of the window, counted by day and score (the days, and the totals as their
+    sum) and by agent and score (the agents). PostgreSQL does both in one scan."""
     r = ratings.c
     day = sa.cast(r.at, sa.Date) if conn.dialect.name == "postgresql" else sa.func.date(r.at)
-    query = sa.select(day, r.agent_id, r.score, sa.func.count()).group_by(day, r.agent_id, r.score)
+    where: list[sa.ColumnElement[bool]] = []
     if agent_id is not None:
-        query = query.where(r.agent_id == agent_id)
+        where.append(r.agent_id == agent_id)
     if since is not None:
-        query = query.where(r.at >= since)
+        where.append(r.at >= since)
     if until is not None:
-        query = query.where(r.at < until)
-    for rated_day, agent, score, n in conn.execute(query):
-        rated_day = rated_day if isinstance(rated_day, date) else date.fromisoformat(rated_day)
-        for t in (acc.total, acc._on(rated_day), *([acc._agent(agent)] if agent is not None else [])):
+        where.append(r.at < until)
+    found: list[tuple[Any, str | None, bool, int, int]]
+    if conn.dialect.name == "postgresql":
+        query = (
+            sa.select(day, r.agent_id, sa.func.grouping(r.agent_id), r.score, sa.func.count())
+            .where(*where)
+            .group_by(sa.func.grouping_sets(sa.tuple_(day, r.score), sa.tuple_(r.agent_id, r.score)))
+        )
+        found = [(d, agent, not no_agent, score, n) for d, agent, no_agent, score, n in conn.execute(query)]
+    else:
+        days = sa.select(day, r.score, sa.func.count()).where(*where).group_by(day, r.score)
+        agents = sa.select(r.agent_id, r.score, sa.func.count()).where(*where).group_by(r.agent_id, r.score)
+        found = [(d, None, False, score, n) for d, score, n in conn.execute(days)]
+        found += [(None, agent, True, score, n) for agent, score, n in conn.execute(agents)]
+    for rated_day, agent, by_agent, score, n in found:
+        if by_agent:
+            tallies = [acc._agent(agent)] if agent is not None else []
+        else:
+            rated_day = rated_day if isinstance(rated_day, date) else date.fromisoformat(rated_day)
+            tallies = [acc.total, acc._on(rated_day)]
+        for t in tallies:
             t.ratings.extend([score] * n)
 
 

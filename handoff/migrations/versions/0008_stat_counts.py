@@ -1,0 +1,56 @@
+"""Statistics that scale, all time (issue 12): `stat_counts`, the statistics index counted per
+day, kind, agent and day an interval ended (handoff/stat_events.py, `count_key`), backfilled from
+the index rows already recorded; the completed durations indexed in value order (exact
+percentiles of long windows by rank) and the intervals by their end.
+
+Revision ID: 0008
+Revises: 0006
+Create Date: 2026-12-01
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0008"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+DURATION_INDEXES = {
+    "ix_stat_events_kind_value": ["kind", "value", "at"],
+    "ix_stat_events_kind_day_value": ["kind", "day", "value", "at"],
+    "ix_stat_events_kind_agent_value": ["kind", "agent_id", "value", "at"],
+}
+
+
+def _partial(condition: str) -> dict[str, Any]:
+    return {"postgresql_where": sa.text(condition), "sqlite_where": sa.text(condition)}
+
+
+def upgrade() -> None:
+    from handoff.stat_events import backfill_counts_sql
+
+    op.create_table(
+        "stat_counts",
+        sa.Column("day", sa.Date, primary_key=True),
+        sa.Column("kind", sa.String(30), primary_key=True),
+        sa.Column("agent_id", sa.String(200), primary_key=True),
+        sa.Column("end_day", sa.Date, primary_key=True),
+        sa.Column("n", sa.Integer, nullable=False),
+    )
+    bind = op.get_bind()
+    bind.execute(sa.text(backfill_counts_sql(bind.dialect.name)))
+    for name, columns in DURATION_INDEXES.items():
+        op.create_index(name, "stat_events", columns, **_partial("value IS NOT NULL"))
+    op.create_index("ix_stat_events_end_at", "stat_events", ["end_at"], **_partial("end_at IS NOT NULL"))
+
+
+def downgrade() -> None:
+    op.drop_index("ix_stat_events_end_at", "stat_events")
+    for name in DURATION_INDEXES:
+        op.drop_index(name, "stat_events")
+    op.drop_table("stat_counts")
