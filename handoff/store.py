@@ -290,7 +290,8 @@ conversation_agents = sa.Table(
     sa.Column("conversation_id", sa.String(100), primary_key=True),
     sa.Column("first_at", UTCDateTime, nullable=False),
     sa.Column("last_at", UTCDateTime, nullable=False),
-    sa.Index("ix_conversation_agents_agent_last", "agent_id", "last_at"),
+    # An agent's conversations active in a window, read from the index alone (migration 0008).
+    sa.Index("ix_conversation_agents_agent_span", "agent_id", "last_at", "first_at", "conversation_id"),
     sa.Index("ix_conversation_agents_conversation", "conversation_id"),
 )
 

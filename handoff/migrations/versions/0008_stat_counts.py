@@ -1,7 +1,8 @@
 """Statistics that scale, all time (issue 12): `stat_counts`, the statistics index counted per
 day, kind, agent and day an interval ended (handoff/stat_events.py, `count_key`), backfilled from
 the index rows already recorded; the completed durations indexed in value order (exact
-percentiles of long windows by rank) and the intervals by their end.
+percentiles of long windows by rank) and the intervals by their end; an agent's conversations
+active in a window read from an index alone.
 
 Revision ID: 0008
 Revises: 0006
@@ -25,6 +26,7 @@ DURATION_INDEXES = {
     "ix_stat_events_kind_day_value": ["kind", "day", "value", "at"],
     "ix_stat_events_kind_agent_value": ["kind", "agent_id", "value", "at"],
 }
+SPAN = ("agent_id", "last_at", "first_at", "conversation_id")
 
 
 def _partial(condition: str) -> dict[str, Any]:
@@ -47,9 +49,14 @@ def upgrade() -> None:
     for name, columns in DURATION_INDEXES.items():
         op.create_index(name, "stat_events", columns, **_partial("value IS NOT NULL"))
     op.create_index("ix_stat_events_end_at", "stat_events", ["end_at"], **_partial("end_at IS NOT NULL"))
+    # One agent's window reads its conversations from the index alone (no table visit).
+    op.drop_index("ix_conversation_agents_agent_last", "conversation_agents")
+    op.create_index("ix_conversation_agents_agent_span", "conversation_agents", [*SPAN])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_conversation_agents_agent_span", "conversation_agents")
+    op.create_index("ix_conversation_agents_agent_last", "conversation_agents", ["agent_id", "last_at"])
     op.drop_index("ix_stat_events_end_at", "stat_events")
     for name in DURATION_INDEXES:
         op.drop_index(name, "stat_events")
