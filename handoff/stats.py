@@ -770,46 +770,45 @@ def _add_day_counts(
     conn: sa.Connection, acc: _Accumulator, whole: tuple[date | None, date | None], until: datetime | None
 ) -> Done:
     """The counts and open intervals of the window's whole days from `stat_counts` (no agent
-    filter): grouped by kind and day, and by kind and agent. An interval of those days is open on
-    its day when it ended on a later one (the day ends before `until`), and open at the end of the
-    window when it ended on a later day than `until`'s, or on that day at or after `until`: those
-    few are looked up by their end (`ix_stat_events_end_at`)."""
-    from handoff.stat_events import NO_AGENT, STILL_OPEN
+    filter): the days (and the totals as their sum) from the per-day rows, the agents from the
+    per-month rows of the whole months and the per-day rows of the days around them. An interval
+    of those days is open on its day when it ended on a later one (the day ends before `until`),
+    and open at the end of the window when it ended on a later day than `until`'s, or on that day
+    at or after `until`: those few are looked up by their end (`ix_stat_events_end_at`)."""
+    from handoff.stat_events import AGENT_DAY, AGENT_MONTH, ALL_DAY, NO_AGENT, STILL_OPEN, month_of, next_month
 
     c = stat_counts.c
     first, last = whole
-    where: list[sa.ColumnElement[bool]] = []
-    if first is not None:
-        where.append(c.day >= first)
-    if last is not None:
-        where.append(c.day < last)
+
+    def days(lo: date | None, hi: date | None) -> list[sa.ColumnElement[bool]]:
+        return [*([c.day >= lo] if lo is not None else []), *([c.day < hi] if hi is not None else [])]
+
     cutoff = until.date() if until is not None else STILL_OPEN - timedelta(days=1)
-    figures = (
-        sa.func.sum(c.n),
-        sa.func.sum(sa.case((c.end_day > cutoff, c.n), else_=0)),
-        sa.func.sum(sa.case((c.end_day > c.day, c.n), else_=0)),
+    n, n_open = sa.func.sum(c.n), sa.func.sum(sa.case((c.end_day > cutoff, c.n), else_=0))
+    by_day = (
+        sa.select(c.kind, c.day, n, n_open, sa.func.sum(sa.case((c.end_day > c.day, c.n), else_=0)))
+        .where(c.scope == ALL_DAY, *days(first, last))
+        .group_by(c.kind, c.day)
+        .having(n != 0)
     )
-    rows: list[CountRow] = []
-    if conn.dialect.name == "postgresql":
-        query = (
-            sa.select(c.kind, c.day, c.agent_id, sa.func.grouping(c.day), *figures)
-            .where(*where)
-            .group_by(sa.func.grouping_sets(sa.tuple_(c.kind, c.day), sa.tuple_(c.kind, c.agent_id)))
-            .having(sa.func.sum(c.n) != 0)
-        )
-        found = [(kind, day, agent, bool(by_agent), *n) for kind, day, agent, by_agent, *n in conn.execute(query)]
+    # The agents: whole months [months_from, months_to) from the month rows, the other days from the day rows.
+    months_from = None if first is None else first if first.day == 1 else next_month(first)
+    months_to = None if last is None else month_of(last)
+    if months_from is not None and months_to is not None and months_from >= months_to:
+        agent_rows = sa.and_(c.scope == AGENT_DAY, *days(first, last))
     else:
-        by_day = sa.select(c.kind, c.day, sa.null(), sa.false(), *figures).where(*where).group_by(c.kind, c.day)
-        by_agent = sa.select(c.kind, sa.null(), c.agent_id, sa.true(), *figures).where(*where)
-        by_agent = by_agent.where(c.agent_id != NO_AGENT).group_by(c.kind, c.agent_id)
-        found = [
-            (*r[:3], bool(r[3]), *r[4:])
-            for q in (by_day, by_agent)
-            for r in conn.execute(q.having(sa.func.sum(c.n) != 0))
-        ]
-    for kind, day, agent, by_agent, n, n_open, n_open_day in found:
-        day = day if day is None or isinstance(day, date) else date.fromisoformat(day)
-        rows.append((kind, day, None if agent == NO_AGENT else agent, by_agent, int(n), int(n_open), int(n_open_day)))
+        agent_rows = sa.or_(
+            sa.and_(c.scope == AGENT_MONTH, *days(months_from, months_to)),
+            *([sa.and_(c.scope == AGENT_DAY, *days(first, months_from))] if months_from is not None else []),
+            *([sa.and_(c.scope == AGENT_DAY, *days(months_to, last))] if months_to is not None else []),
+        )
+    by_agent = sa.select(c.kind, c.agent_id, n, n_open).where(agent_rows).group_by(c.kind, c.agent_id).having(n != 0)
+    rows: list[CountRow] = []
+    for kind, day, count, count_open, count_open_day in conn.execute(by_day):
+        day = day if isinstance(day, date) else date.fromisoformat(day)
+        rows.append((kind, day, None, False, int(count), int(count_open), int(count_open_day)))
+    for kind, agent, count, count_open in conn.execute(by_agent):
+        rows.append((kind, None, None if agent == NO_AGENT else agent, True, int(count), int(count_open), 0))
     if until is not None:
         e = stat_events.c
         ended = [e.end_at >= until, e.end_at < _midnight(until.date() + timedelta(days=1))]

@@ -270,10 +270,11 @@ stat_events = sa.Table(
 stat_counts = sa.Table(
     "stat_counts",
     metadata,
-    # The statistics index counted per day (handoff/stat_events.py, `count_key`), maintained by
-    # `Store._write` with the index rows: how many rows of each kind, agent ('' for none) and,
-    # for intervals, the day they ended. Long windows add these up instead of every row.
-    sa.Column("day", sa.Date, primary_key=True),
+    # The statistics index counted per day (handoff/stat_events.py, `count_keys`), maintained by
+    # `Store._write` with the index rows: how many rows of each kind, agent and, for intervals,
+    # the day they ended. Windows add these up for their whole days instead of every row.
+    sa.Column("scope", sa.String(1), primary_key=True),  # per day / per day and agent / per month and agent
+    sa.Column("day", sa.Date, primary_key=True),  # the day, or the month's first
     sa.Column("kind", sa.String(30), primary_key=True),
     sa.Column("agent_id", sa.String(200), primary_key=True),
     sa.Column("end_day", sa.Date, primary_key=True),
@@ -521,7 +522,7 @@ class Store:
         writers of one conversation in turn; each statement then reads the facts the previous
         writer committed, and the rows it deletes are those the previous writer left, so the
         counts move by exactly the difference. SQLite has a single writer."""
-        from handoff.stat_events import count_deltas, count_key, db_row, db_rows, fact_row, standalone_rows
+        from handoff.stat_events import count_deltas, count_keys, db_row, db_rows, fact_row, standalone_rows
 
         by_conversation: dict[str, list[Fact]] = {}
         for fact in inserted:
@@ -538,7 +539,7 @@ class Store:
             if all(rows is not None for rows in appended):
                 rows = [r for rows in appended if rows for r in rows]
                 self._append_stats(conn, conversation_id, rows, db_row)
-                added.extend(count_key(r.kind, r.at, r.agent_id, r.end_at) for r in rows)
+                added.extend(k for r in rows for k in count_keys(r.kind, r.at, r.agent_id, r.end_at))
                 continue
             f, e = facts.c, stat_events.c
             recorded = conn.execute(
@@ -552,18 +553,19 @@ class Store:
                 .where(e.conversation_id == conversation_id)
                 .returning(e.kind, e.at, e.agent_id, e.end_at)
             )
-            removed.extend(count_key(*r) for r in old_events)
+            removed.extend(k for r in old_events for k in count_keys(*r))
             conn.execute(sa.delete(conversation_agents).where(conversation_agents.c.conversation_id == conversation_id))
             if new_events:
                 conn.execute(sa.insert(stat_events), new_events)
-                added.extend(count_key(r["kind"], r["at"], r["agent_id"], r["end_at"]) for r in new_events)
+                added.extend(k for r in new_events for k in count_keys(r["kind"], r["at"], r["agent_id"], r["end_at"]))
             if new_agents:
                 conn.execute(sa.insert(conversation_agents), new_agents)
         deltas = count_deltas(removed, added)
         if deltas:
             stmt = self._insert(stat_counts)
             stmt = stmt.on_conflict_do_update(
-                index_elements=["day", "kind", "agent_id", "end_day"], set_={"n": stat_counts.c.n + stmt.excluded.n}
+                index_elements=["scope", "day", "kind", "agent_id", "end_day"],
+                set_={"n": stat_counts.c.n + stmt.excluded.n},
             )
             conn.execute(stmt, deltas)
 

@@ -34,7 +34,7 @@ from handoff.models import (
     TimerSettings,
     Transfer,
 )
-from handoff.stat_events import count_key, db_rows, fact_row
+from handoff.stat_events import count_keys, db_rows, fact_row
 from handoff.stats import compute_stats, compute_stats_reference
 from handoff.store import Rating, Store, conversation_agents, facts, metadata, stat_counts, stat_events
 from tests.conftest import private_store
@@ -43,7 +43,7 @@ from tests.test_migrations import database_url, first_release_database  # noqa: 
 
 CAROL = Agent(id="agent-carol", name="Carol Diaz")
 AGENTS = [ALICE, BOB, CAROL]
-T0 = datetime(2025, 6, 2, 20, 0, tzinfo=UTC)  # evenings: conversations cross midnight
+T0 = datetime(2025, 5, 30, 20, 0, tzinfo=UTC)  # evenings: conversations cross midnight, and May into June
 TIMERS = TimerSettings(
     bot_idle_close=timedelta(hours=5),
     human_idle_close=timedelta(hours=8),
@@ -263,7 +263,7 @@ def counts_of(store: Store) -> dict[tuple[object, ...], int]:
     """`stat_counts` as maintained by the writes (keys counted down to zero left out)."""
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(stat_counts)).all()
-    return {(day, kind, agent, end_day): n for day, kind, agent, end_day, n in rows if n}
+    return {(scope, day, kind, agent, end_day): n for scope, day, kind, agent, end_day, n in rows if n}
 
 
 def counted_from_index(store: Store) -> dict[tuple[object, ...], int]:
@@ -272,8 +272,8 @@ def counted_from_index(store: Store) -> dict[tuple[object, ...], int]:
     counted: dict[tuple[object, ...], int] = {}
     with store.engine.connect() as conn:
         for row in conn.execute(sa.select(e.kind, e.at, e.agent_id, e.end_at)):
-            key = count_key(*row)
-            counted[key] = counted.get(key, 0) + 1
+            for key in count_keys(*row):
+                counted[key] = counted.get(key, 0) + 1
     return counted
 
 

@@ -1,5 +1,6 @@
 """Statistics that scale, all time (issue 12): `stat_counts`, the statistics index counted per
-day, kind, agent and day an interval ended (handoff/stat_events.py, `count_key`), backfilled from
+day (for everyone, and per agent) and per month and agent, by kind and day an interval ended
+(handoff/stat_events.py, `count_keys`), backfilled from
 the index rows already recorded; the completed durations indexed in value order (exact
 percentiles of long windows by rank) and the intervals by their end; an agent's conversations
 active in a window read from an index alone.
@@ -38,6 +39,7 @@ def upgrade() -> None:
 
     op.create_table(
         "stat_counts",
+        sa.Column("scope", sa.String(1), primary_key=True),
         sa.Column("day", sa.Date, primary_key=True),
         sa.Column("kind", sa.String(30), primary_key=True),
         sa.Column("agent_id", sa.String(200), primary_key=True),
@@ -45,7 +47,8 @@ def upgrade() -> None:
         sa.Column("n", sa.Integer, nullable=False),
     )
     bind = op.get_bind()
-    bind.execute(sa.text(backfill_counts_sql(bind.dialect.name)))
+    for statement in backfill_counts_sql(bind.dialect.name):
+        bind.execute(sa.text(statement))
     for name, columns in DURATION_INDEXES.items():
         op.create_index(name, "stat_events", columns, **_partial("value IS NOT NULL"))
     op.create_index("ix_stat_events_end_at", "stat_events", ["end_at"], **_partial("end_at IS NOT NULL"))
