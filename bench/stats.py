@@ -6,12 +6,14 @@ waiting or held), then times the route functions the API serves them with, again
 targets: `/stats` for all time (< 1 s), one agent over one week (< 100 ms), the Conversations
 history's first page under several filters (< 50 ms), the live columns (< 50 ms). The baseline is
 the reference computation (`compute_stats_reference`, today's definitions in code) on one week of
-everything, which both paths must agree on. The schema is dropped afterwards.
+everything, which both paths must agree on (and on five weeks across a month's end). The schema
+is dropped afterwards, unless `--keep`; `--reuse SCHEMA` measures a kept one again.
 
 The history is made of plain rows (facts, the conversations table, ratings) written the way the
 store writes them; the statistics index is derived from the facts by the store's own function
-(`handoff.stat_events.db_rows`), so it is the index the store would hold. `--conversations N`
-makes a smaller history for trying. Asserts nothing; prints the table and writes bench/stats.md.
+(`handoff.stat_events.db_rows`), so it is the index the store would hold, and its counts per day
+(`stat_counts`) by migration 0008's backfill. `--conversations N` makes a smaller history for
+trying. Asserts nothing; prints the table and writes bench/stats.md.
 """
 
 from __future__ import annotations

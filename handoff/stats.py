@@ -69,8 +69,8 @@ Two computations of these definitions. `compute_stats_reference` is the definiti
 SQL query loads the narrow columns (no text) of the non-note facts of the conversations with a
 fact in the window (and, under an agent filter, that the agent took over); the rest is a single
 pass in Python, grouped by conversation. `compute_stats`, the product path, adds up the
-statistics index of handoff/stat_events.py in SQL (docs/stats-at-scale.md); the tests hold the
-two equal. One difference, by the definition above: an agent's name is the latest recorded for
+statistics index of handoff/stat_events.py and its counts per day in SQL (docs/stats-at-scale.md);
+the tests hold the two equal. One difference, by the definition above: an agent's name is the latest recorded for
 the id before `until`, where the reference looked only at the conversations it loaded.
 """
 
@@ -659,11 +659,13 @@ def compute_stats(
 ) -> Stats:
     """The statistics of the window [since, until), optionally for one agent (see the module doc).
 
-    Equal to `compute_stats_reference` (tests/test_stats_scale.py), from the statistics index:
-    one grouped count over the window's index rows, the exact percentiles of the completed
-    durations (PostgreSQL's `percentile_cont`, the same interpolation; on SQLite an ordered select
-    of the durations alone), the ratings grouped by day, agent and score, and each counted agent's
-    latest name. Cost grows with the rows in the window, never with the whole history."""
+    Equal to `compute_stats_reference` (tests/test_stats_scale.py), from the statistics index
+    (docs/stats-at-scale.md): the counts of the window's whole days and months from `stat_counts`
+    (no agent filter), of its partial days (or all of it, under an agent filter: that agent's
+    conversations) from the index rows; the exact percentiles of the completed durations, read by
+    rank from the durations in value order for a long window on PostgreSQL, else sorted
+    (`percentile_cont`, the same interpolation; on SQLite in Python); the ratings grouped by day
+    and by agent; each counted agent's latest name."""
     since, until = _utc(since), _utc(until)
     acc = _Accumulator(since, until, agent_id)
     if since is not None and until is not None and since >= until:
