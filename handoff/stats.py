@@ -934,9 +934,10 @@ def _add_durations_by_rank(
     exactly, with no sort: the counts are known (`done`), so each percentile is the value at a
     known rank (and the next) of the window's durations in value order, which PostgreSQL reads
     from the partial indexes on (kind, value), (kind, day, value) and (kind, agent, value) by
-    skipping that many entries (measured faster than numbering them in one pass for both ranks).
-    One statement per scope, the lookups sent as arrays. Agents show no waiting time: theirs are
-    not looked up."""
+    skipping entries: from the smallest for a rank in the lower half, from the largest for one in
+    the upper half (the p90 skips a tenth). Measured faster than numbering the entries once for
+    both ranks. One statement per scope and direction, the lookups sent as arrays. Agents show no
+    waiting time: theirs are not looked up."""
     window = ["e.value IS NOT NULL"]
     params: dict[str, Any] = {}
     if since is not None:
@@ -947,37 +948,60 @@ def _add_durations_by_rank(
         params["until"] = until
     typed = [sa.bindparam(name, type_=UTCDateTime) for name in params]
     for scope, column, cast in (("total", None, "text"), ("day", "day", "date"), ("agent", "agent_id", "text")):
-        lookups = [
+        counted = [
             (kind, key, n)
             for (kind, s, key), n in sorted(done.items(), key=str)
             if s == scope and n > 0 and (scope != "agent" or (key is not None and kind != WAIT))
         ]
-        if not lookups:
-            continue
-        same = f"AND e.{column} = q.key" if column else ""
-        query = sa.text(
-            f"SELECT q.i, v.value FROM unnest(CAST(:kinds AS text[]), CAST(:keys AS {cast}[]), "
-            "CAST(:offsets AS int[])) WITH ORDINALITY AS q(kind, key, off, i) "
-            f"CROSS JOIN LATERAL (SELECT e.value FROM stat_events AS e WHERE e.kind = q.kind {same} "
-            f"AND {' AND '.join(window)} ORDER BY e.value OFFSET q.off LIMIT 2) AS v ORDER BY q.i, v.value"
-        ).bindparams(*typed)
-        ranked = [(kind, key, _rank(n, p)) for kind, key, n in lookups for p in (0.5, 0.9)]
-        values: dict[int, list[float]] = {}
-        result = conn.execute(
-            query,
-            {
-                **params,
-                "kinds": [kind for kind, _, _ in ranked],
-                "keys": [key for _, key, _ in ranked],
-                "offsets": [offset for _, _, offset in ranked],
-            },
-        )
-        for i, value in result:
-            values.setdefault(i - 1, []).append(value)
-        for i, (kind, key, n) in enumerate(lookups):
-            median, p90 = (_interpolated(values[2 * i + j], n, p) for j, p in enumerate((0.5, 0.9)))
+        at_rank: dict[tuple[str, Any], dict[int, float]] = {}
+        for descending in (False, True):
+            # (kind, key, entries to skip, the rank of the first value read)
+            lookups: list[tuple[str, Any, int, int]] = []
+            for kind, key, n in counted:
+                for p in (0.5, 0.9):
+                    rank = _rank(n, p)
+                    if descending and 2 * rank >= n - 1:
+                        skip = max(n - 2 - rank, 0)
+                        lookups.append((kind, key, skip, n - 1 - skip))
+                    elif not descending and 2 * rank < n - 1:
+                        lookups.append((kind, key, rank, rank))
+            if not lookups:
+                continue
+            same = f"AND e.{column} = q.key" if column else ""
+            direction = " DESC" if descending else ""
+            query = sa.text(
+                f"SELECT q.i, v.value FROM unnest(CAST(:kinds AS text[]), CAST(:keys AS {cast}[]), "
+                "CAST(:skips AS int[])) WITH ORDINALITY AS q(kind, key, skip, i) "
+                f"CROSS JOIN LATERAL (SELECT e.value FROM stat_events AS e WHERE e.kind = q.kind {same} "
+                f"AND {' AND '.join(window)} ORDER BY e.value{direction} OFFSET q.skip LIMIT 2) AS v "
+                f"ORDER BY q.i, v.value{direction}"
+            ).bindparams(*typed)
+            result = conn.execute(
+                query,
+                {
+                    **params,
+                    "kinds": [kind for kind, _, _, _ in lookups],
+                    "keys": [key for _, key, _, _ in lookups],
+                    "skips": [skip for _, _, skip, _ in lookups],
+                },
+            )
+            read = 0
+            previous = None
+            for i, value in result:
+                kind, key, _, first = lookups[i - 1]
+                read = read + 1 if i == previous else 0
+                previous = i
+                at_rank.setdefault((kind, key), {})[first - read if descending else first + read] = value
+        for kind, key, n in counted:
+            values = at_rank[(kind, key)]
+            median, p90 = (_interpolated(_pair(values, _rank(n, p)), n, p) for p in (0.5, 0.9))
             tally = acc.total if scope == "total" else acc._on(key) if scope == "day" else acc._agent(key)
             tally.summarised[kind] = (n, median, p90)
+
+
+def _pair(at_rank: dict[int, float], rank: int) -> list[float]:
+    """The values at `rank` and the next one, when there is one."""
+    return [at_rank[r] for r in (rank, rank + 1) if r in at_rank]
 
 
 def _add_ratings(
