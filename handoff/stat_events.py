@@ -266,3 +266,86 @@ def db_rows(conversation_id: str, facts: list[FactRow]) -> tuple[list[dict[str, 
         for a in sorted(handlers(facts))
     ]
     return events, agents
+
+
+# --- Counts per day (`stat_counts`): the rollup long windows add up instead of every row.
+
+STILL_OPEN = date(9999, 12, 31)
+"""The `end_day` of an interval not finished yet (later than any `until`)."""
+NO_AGENT = ""
+"""The `agent_id` of the counts of every agent together (a key column cannot be NULL)."""
+# The scopes of `stat_counts` rows: per day for everyone (the totals and days of a window), per
+# day and agent, per month and agent (the agents of a window: its whole months, then its days).
+ALL_DAY, AGENT_DAY, AGENT_MONTH = "d", "a", "m"
+
+CountKey = tuple[str, date, str, str, date]
+
+
+def month_of(day: date) -> date:
+    return day.replace(day=1)
+
+
+def next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def count_keys(kind: str, at: datetime, agent_id: str | None, end_at: datetime | None) -> list[CountKey]:
+    """The `stat_counts` keys one `stat_events` row counts under: (scope, day or month, kind,
+    agent, end day). For an interval that may be open the end day is the day it ended
+    (`STILL_OPEN`: not yet); other kinds repeat the day.
+
+    The day an interval ended is all a whole day needs to know: open on its start day when it
+    ended on a later day, open at the end of a window when it ended on a later day than the
+    window's last one (those ending on that last day are looked up, see `handoff.stats`). In a
+    month row an end within the month is just "the month" (the month's intervals are open at the
+    end of a window it lies in only if they ended after it); later ends are kept."""
+    day = at.date()
+    end_day = (STILL_OPEN if end_at is None else end_at.date()) if kind in OPEN else day
+    keys = [(ALL_DAY, day, kind, NO_AGENT, end_day)]
+    if agent_id is not None:
+        month = month_of(day)
+        keys.append((AGENT_DAY, day, kind, agent_id, end_day))
+        keys.append((AGENT_MONTH, month, kind, agent_id, end_day if end_day >= next_month(day) else month))
+    return keys
+
+
+def count_deltas(removed: Iterable[CountKey], added: Iterable[CountKey]) -> list[dict[str, Any]]:
+    """What rewriting index rows changes in `stat_counts`, as upsert parameters sorted by key
+    (so concurrent writers lock the rows in one order), without the keys left unchanged."""
+    n: dict[CountKey, int] = {}
+    for key in removed:
+        n[key] = n.get(key, 0) - 1
+    for key in added:
+        n[key] = n.get(key, 0) + 1
+    return [
+        {"scope": scope, "day": day, "kind": kind, "agent_id": agent_id, "end_day": end_day, "n": delta}
+        for (scope, day, kind, agent_id, end_day), delta in sorted(n.items())
+        if delta
+    ]
+
+
+def backfill_counts_sql(dialect: str) -> list[str]:
+    """The statements filling `stat_counts` from the `stat_events` rows already recorded
+    (migration 0008, the bench): the keys of `count_keys`, in SQL."""
+    open_kinds = ", ".join(f"'{k}'" for k in sorted(OPEN))
+    if dialect == "sqlite":
+        end_at_day, month, after = (
+            "date(end_at)",
+            "date(day, 'start of month')",
+            "date(day, 'start of month', '+1 month')",
+        )
+    else:
+        end_at_day = "CAST(end_at AS date)"
+        month = "CAST(date_trunc('month', day) AS date)"
+        after = "CAST(date_trunc('month', day) + interval '1 month' AS date)"
+    end_day = f"CASE WHEN kind IN ({open_kinds}) THEN COALESCE({end_at_day}, '{STILL_OPEN.isoformat()}') ELSE day END"
+    insert = "INSERT INTO stat_counts (scope, day, kind, agent_id, end_day, n) "
+    return [
+        f"{insert}SELECT '{ALL_DAY}', day, kind, '{NO_AGENT}', {end_day}, count(*) FROM stat_events "
+        "GROUP BY day, kind, 5",
+        f"{insert}SELECT '{AGENT_DAY}', day, kind, agent_id, {end_day}, count(*) FROM stat_events "
+        "WHERE agent_id IS NOT NULL GROUP BY day, kind, agent_id, 5",
+        f"{insert}SELECT '{AGENT_MONTH}', {month}, kind, agent_id, "
+        f"CASE WHEN end_day >= {after} THEN end_day ELSE {month} END, sum(n) FROM stat_counts "
+        f"WHERE scope = '{AGENT_DAY}' GROUP BY 2, kind, agent_id, 5",
+    ]

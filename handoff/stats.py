@@ -69,8 +69,8 @@ Two computations of these definitions. `compute_stats_reference` is the definiti
 SQL query loads the narrow columns (no text) of the non-note facts of the conversations with a
 fact in the window (and, under an agent filter, that the agent took over); the rest is a single
 pass in Python, grouped by conversation. `compute_stats`, the product path, adds up the
-statistics index of handoff/stat_events.py in SQL (docs/stats-at-scale.md); the tests hold the
-two equal. One difference, by the definition above: an agent's name is the latest recorded for
+statistics index of handoff/stat_events.py and its counts per day in SQL (docs/stats-at-scale.md);
+the tests hold the two equal. One difference, by the definition above: an agent's name is the latest recorded for
 the id before `until`, where the reference looked only at the conversations it loaded.
 """
 
@@ -87,7 +87,7 @@ from pydantic import Field
 
 from handoff.models import EntryKind, FactKind, Model, Outcome
 from handoff.stat_events import ATTRIBUTED, COUNTS, DONE, MESSAGE_PREFIX, OPEN
-from handoff.store import Store, UTCDateTime, conversation_agents, facts, ratings, stat_events
+from handoff.store import Store, UTCDateTime, conversation_agents, facts, ratings, stat_counts, stat_events
 
 # --- The result: what the /stats endpoint returns and the CLI prints.
 
@@ -186,11 +186,23 @@ def percentile(values: list[float], p: float) -> float | None:
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"percentile {p} is not between 0 and 1")
     ordered = sorted(values)
-    h = (len(ordered) - 1) * p
+    lo = _rank(len(ordered), p)
+    return _interpolated(ordered[lo : lo + 2], len(ordered), p)
+
+
+def _rank(n: int, p: float) -> int:
+    """The rank (from 0) of the lower of the two values the `p` percentile of `n` values lies between."""
+    return math.floor((n - 1) * p)
+
+
+def _interpolated(pair: list[float], n: int, p: float) -> float:
+    """The `p` percentile of `n` sorted values from the values at ranks `_rank(n, p)` and the next
+    (just the first when it is the last value)."""
+    h = (n - 1) * p
     lo = math.floor(h)
-    if lo + 1 >= len(ordered):
-        return ordered[lo]
-    return ordered[lo] + (h - lo) * (ordered[lo + 1] - ordered[lo])
+    if len(pair) == 1:
+        return pair[0]
+    return pair[0] + (h - lo) * (pair[1] - pair[0])
 
 
 def _rounded(value: float | None) -> float | None:
@@ -647,30 +659,50 @@ def compute_stats(
 ) -> Stats:
     """The statistics of the window [since, until), optionally for one agent (see the module doc).
 
-    Equal to `compute_stats_reference` (tests/test_stats_scale.py), from the statistics index:
-    one grouped count over the window's index rows, the exact percentiles of the completed
-    durations (PostgreSQL's `percentile_cont`, the same interpolation; on SQLite an ordered select
-    of the durations alone), the ratings grouped by day, agent and score, and each counted agent's
-    latest name. Cost grows with the rows in the window, never with the whole history."""
+    Equal to `compute_stats_reference` (tests/test_stats_scale.py), from the statistics index
+    (docs/stats-at-scale.md): the counts of the window's whole days and months from `stat_counts`
+    (no agent filter), of its partial days (or all of it, under an agent filter: that agent's
+    conversations) from the index rows; the exact percentiles of the completed durations, read by
+    rank from the durations in value order for a long window on PostgreSQL, else sorted
+    (`percentile_cont`, the same interpolation; on SQLite in Python); the ratings grouped by day
+    and by agent; each counted agent's latest name."""
     since, until = _utc(since), _utc(until)
     acc = _Accumulator(since, until, agent_id)
     if since is not None and until is not None and since >= until:
         return acc.result(agent_id)
     with store.engine.connect() as conn, conn.begin():
-        if conn.dialect.name == "postgresql":
+        dialect = conn.dialect.name
+        if dialect == "postgresql":
             # One snapshot for the queries below, so that the figures agree with each other.
             conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
             # Grouping and percentiles in memory, not in temporary files (the default is 4 MB).
             conn.execute(sa.text("SET LOCAL work_mem = '64MB'"))
-        _add_counts(conn, acc, _where(since, until, agent_id), until)
-        _add_durations(conn, acc, _where(since, until, agent_id, DONE))
+        whole = _whole_days(since, until) if agent_id is None else None
+        if whole is None:
+            done = _add_counts(conn, acc, _where(dialect, since, until, agent_id), until)
+        else:
+            # The window's whole days from the counts per day, its partial first and last days
+            # (and the intervals of the whole days that ended on the last one) from the rows.
+            done = _add_day_counts(conn, acc, whole, until)
+            first, last = _midnight(whole[0]), _midnight(whole[1])
+            for lo, hi in ((since, first), (last, until)):
+                if lo is not None and hi is not None and lo < hi:
+                    _merge(done, _add_counts(conn, acc, _where(dialect, lo, hi, None), until))
+        if agent_id is None and _long(since, until) and dialect == "postgresql":
+            _add_durations_by_rank(conn, acc, since, until, done)
+        else:
+            _add_durations(conn, acc, _where(dialect, since, until, agent_id, DONE))
         _add_ratings(conn, acc, since, until, agent_id)
         _add_names(conn, acc, until)
     return acc.result(agent_id)
 
 
 def _where(
-    since: datetime | None, until: datetime | None, agent_id: str | None, kinds: tuple[str, ...] | None = None
+    dialect: str,
+    since: datetime | None,
+    until: datetime | None,
+    agent_id: str | None,
+    kinds: tuple[str, ...] | None = None,
 ) -> list[sa.ColumnElement[bool]]:
     """The index rows of the window (by `at`) and agent filter, optionally of `kinds` only."""
     e = stat_events.c
@@ -682,21 +714,120 @@ def _where(
     if until is not None:
         where.append(e.at < until)
     if agent_id is not None:
-        # The agent's conversations with index rows in the window (`ix_conversation_agents_agent_last`).
+        # The agent's conversations with index rows in the window, from the index alone
+        # (`ix_conversation_agents_agent_span`: no visit of the table's scattered rows).
         a = conversation_agents.c
         handled = sa.select(a.conversation_id).where(a.agent_id == agent_id)
         if since is not None:
             handled = handled.where(a.last_at >= since)
         if until is not None:
             handled = handled.where(a.first_at < until)
-        where.append(e.conversation_id.in_(handled))
+        where.append(_any_of(dialect, e.conversation_id, handled))
         where.append(sa.or_(e.kind.not_in(sorted(ATTRIBUTED)), e.agent_id == agent_id))
     return where
 
 
+def _any_of(dialect: str, column: sa.ColumnElement[Any], ids: sa.Select[Any]) -> sa.ColumnElement[bool]:
+    """`column IN (ids)`; on PostgreSQL `column = ANY(ARRAY(ids))`, which the planner reads as a
+    few primary-key probes. Left with `IN`, it guesses hundreds of conversations for an agent's
+    week (there are a dozen) and scans the whole week of everyone's rows instead (0.1 s)."""
+    if dialect == "postgresql":
+        return column == sa.any_(sa.func.array(ids.scalar_subquery()))
+    return column.in_(ids)
+
+
+RANK_MIN_SPAN = timedelta(days=28)
+"""Windows at least this long (or open-ended) read their percentiles by rank from the durations
+in value order (`_add_durations_by_rank`); shorter ones sort the window's durations."""
+
+# (kind, "total" | "day" | "agent", the day or agent or None) -> completed durations counted.
+Done = dict[tuple[str, str, Any], int]
+# (kind, day, agent, by agent, count, open at the end of the window, open at the end of its day)
+CountRow = tuple[str, date | None, str | None, bool, int, int, int]
+
+
+def _midnight(day: date | None) -> datetime | None:
+    return None if day is None else datetime.combine(day, time(), tzinfo=UTC)
+
+
+def _whole_days(since: datetime | None, until: datetime | None) -> tuple[date | None, date | None] | None:
+    """The whole UTC days [first, last) of the window (None: unbounded), or None when it has none."""
+    first = None if since is None else since.date() + timedelta(days=0 if since.time() == time() else 1)
+    last = None if until is None else until.date()
+    if first is not None and last is not None and first >= last:
+        return None
+    return first, last
+
+
+def _long(since: datetime | None, until: datetime | None) -> bool:
+    return since is None or until is None or until - since >= RANK_MIN_SPAN
+
+
+def _merge(into: Done, more: Done) -> None:
+    for key, n in more.items():
+        into[key] = into.get(key, 0) + n
+
+
+def _add_day_counts(
+    conn: sa.Connection, acc: _Accumulator, whole: tuple[date | None, date | None], until: datetime | None
+) -> Done:
+    """The counts and open intervals of the window's whole days from `stat_counts` (no agent
+    filter): the days (and the totals as their sum) from the per-day rows, the agents from the
+    per-month rows of the whole months and the per-day rows of the days around them. An interval
+    of those days is open on its day when it ended on a later one (the day ends before `until`),
+    and open at the end of the window when it ended on a later day than `until`'s, or on that day
+    at or after `until`: those few are looked up by their end (`ix_stat_events_end_at`)."""
+    from handoff.stat_events import AGENT_DAY, AGENT_MONTH, ALL_DAY, NO_AGENT, STILL_OPEN, month_of, next_month
+
+    c = stat_counts.c
+    first, last = whole
+
+    def days(lo: date | None, hi: date | None) -> list[sa.ColumnElement[bool]]:
+        return [*([c.day >= lo] if lo is not None else []), *([c.day < hi] if hi is not None else [])]
+
+    cutoff = until.date() if until is not None else STILL_OPEN - timedelta(days=1)
+    n, n_open = sa.func.sum(c.n), sa.func.sum(sa.case((c.end_day > cutoff, c.n), else_=0))
+    by_day = (
+        sa.select(c.kind, c.day, n, n_open, sa.func.sum(sa.case((c.end_day > c.day, c.n), else_=0)))
+        .where(c.scope == ALL_DAY, *days(first, last))
+        .group_by(c.kind, c.day)
+        .having(n != 0)
+    )
+    # The agents: whole months [months_from, months_to) from the month rows, the other days from the day rows.
+    months_from = None if first is None else first if first.day == 1 else next_month(first)
+    months_to = None if last is None else month_of(last)
+    if months_from is not None and months_to is not None and months_from >= months_to:
+        agent_rows = sa.and_(c.scope == AGENT_DAY, *days(first, last))
+    else:
+        agent_rows = sa.or_(
+            sa.and_(c.scope == AGENT_MONTH, *days(months_from, months_to)),
+            *([sa.and_(c.scope == AGENT_DAY, *days(first, months_from))] if months_from is not None else []),
+            *([sa.and_(c.scope == AGENT_DAY, *days(months_to, last))] if months_to is not None else []),
+        )
+    by_agent = sa.select(c.kind, c.agent_id, n, n_open).where(agent_rows).group_by(c.kind, c.agent_id).having(n != 0)
+    rows: list[CountRow] = []
+    for kind, day, count, count_open, count_open_day in conn.execute(by_day):
+        day = day if isinstance(day, date) else date.fromisoformat(day)
+        rows.append((kind, day, None, False, int(count), int(count_open), int(count_open_day)))
+    for kind, agent, count, count_open in conn.execute(by_agent):
+        rows.append((kind, None, None if agent == NO_AGENT else agent, True, int(count), int(count_open), 0))
+    if until is not None:
+        e = stat_events.c
+        ended = [e.end_at >= until, e.end_at < _midnight(until.date() + timedelta(days=1))]
+        if first is not None:
+            ended.append(e.at >= _midnight(first))
+        if last is not None:
+            ended.append(e.at < _midnight(last))
+        late = sa.select(e.kind, e.agent_id, sa.func.count()).where(*ended).group_by(e.kind, e.agent_id)
+        for ended_kind, ended_agent, n_ended in conn.execute(late):
+            rows.append((ended_kind, None, None, False, 0, n_ended, 0))
+            rows.append((ended_kind, None, ended_agent, True, 0, n_ended, 0))
+    return _fold_counts(acc, rows)
+
+
 def _add_counts(
     conn: sa.Connection, acc: _Accumulator, where: list[sa.ColumnElement[bool]], until: datetime | None
-) -> None:
+) -> Done:
     """Every count, and the open intervals: grouped by kind and day (the days, and the totals as
     their sum), and by kind and agent (the agents). PostgreSQL does both in one scan."""
     e = stat_events.c
@@ -718,13 +849,28 @@ def _add_counts(
         by_agent = sa.select(e.kind, sa.null(), e.agent_id, sa.true(), *figures).where(*where)
         by_agent = by_agent.where(e.kind.in_(sorted(ATTRIBUTED)), e.agent_id.is_not(None)).group_by(e.kind, e.agent_id)
         rows = [(*r[:3], bool(r[3]), *r[4:]) for q in (by_day, by_agent) for r in conn.execute(q)]
+    return _fold_counts(
+        acc, [(kind, day, agent, by_agent, n, int(o), int(od)) for kind, day, agent, by_agent, n, o, od in rows]
+    )
+
+
+def _fold_counts(acc: _Accumulator, rows: list[CountRow]) -> Done:
+    """Add grouped counts to the totals, days and agents; the completed durations counted, by
+    scope, for their percentiles."""
+    done: Done = {}
     for kind, day, agent, by_agent, n, n_open, n_open_day in rows:
+        if kind in DONE:
+            for key in [(kind, "agent", agent)] if by_agent else [(kind, "total", None), (kind, "day", day)]:
+                done[key] = done.get(key, 0) + n
         if by_agent:
             if kind not in ATTRIBUTED or agent is None:
                 continue
             tallies = [acc._agent(agent)] if kind not in OPEN or n_open else []
+        elif kind in OPEN and not n_open_day:
+            tallies = [acc.total]
         else:
-            tallies = [acc.total] if kind in OPEN and not n_open_day else [acc.total, acc._on(day)]
+            assert day is not None
+            tallies = [acc.total, acc._on(day)]
         for t in tallies:
             if kind in OPEN:
                 what = OPEN[kind]
@@ -738,6 +884,7 @@ def _add_counts(
                 entry_kind = EntryKind(kind.removeprefix(MESSAGE_PREFIX))
                 t.messages[entry_kind] = t.messages.get(entry_kind, 0) + n
             # Completed durations: counted with their percentiles (_add_durations).
+    return done
 
 
 def _add_durations(conn: sa.Connection, acc: _Accumulator, where: list[sa.ColumnElement[bool]]) -> None:
@@ -780,22 +927,117 @@ def _add_durations(conn: sa.Connection, acc: _Accumulator, where: list[sa.Column
             acc._agent(key).summarised[kind] = summary
 
 
+def _add_durations_by_rank(
+    conn: sa.Connection, acc: _Accumulator, since: datetime | None, until: datetime | None, done: Done
+) -> None:
+    """The count, median and p90 of each completed duration of a long window (no agent filter),
+    exactly, with no sort: the counts are known (`done`), so each percentile is the value at a
+    known rank (and the next) of the window's durations in value order, which PostgreSQL reads
+    from the partial indexes on (kind, value), (kind, day, value) and (kind, agent, value) by
+    skipping entries: from the smallest for a rank in the lower half, from the largest for one in
+    the upper half (the p90 skips a tenth). Measured faster than numbering the entries once for
+    both ranks. One statement per scope and direction, the lookups sent as arrays. Agents show no
+    waiting time: theirs are not looked up."""
+    window = ["e.value IS NOT NULL"]
+    params: dict[str, Any] = {}
+    if since is not None:
+        window.append("e.at >= :since")
+        params["since"] = since
+    if until is not None:
+        window.append("e.at < :until")
+        params["until"] = until
+    typed = [sa.bindparam(name, type_=UTCDateTime) for name in params]
+    for scope, column, cast in (("total", None, "text"), ("day", "day", "date"), ("agent", "agent_id", "text")):
+        counted = [
+            (kind, key, n)
+            for (kind, s, key), n in sorted(done.items(), key=str)
+            if s == scope and n > 0 and (scope != "agent" or (key is not None and kind != WAIT))
+        ]
+        at_rank: dict[tuple[str, Any], dict[int, float]] = {}
+        for descending in (False, True):
+            # (kind, key, entries to skip, the rank of the first value read)
+            lookups: list[tuple[str, Any, int, int]] = []
+            for kind, key, n in counted:
+                for p in (0.5, 0.9):
+                    rank = _rank(n, p)
+                    if descending and 2 * rank >= n - 1:
+                        skip = max(n - 2 - rank, 0)
+                        lookups.append((kind, key, skip, n - 1 - skip))
+                    elif not descending and 2 * rank < n - 1:
+                        lookups.append((kind, key, rank, rank))
+            if not lookups:
+                continue
+            same = f"AND e.{column} = q.key" if column else ""
+            direction = " DESC" if descending else ""
+            query = sa.text(
+                f"SELECT q.i, v.value FROM unnest(CAST(:kinds AS text[]), CAST(:keys AS {cast}[]), "
+                "CAST(:skips AS int[])) WITH ORDINALITY AS q(kind, key, skip, i) "
+                f"CROSS JOIN LATERAL (SELECT e.value FROM stat_events AS e WHERE e.kind = q.kind {same} "
+                f"AND {' AND '.join(window)} ORDER BY e.value{direction} OFFSET q.skip LIMIT 2) AS v "
+                f"ORDER BY q.i, v.value{direction}"
+            ).bindparams(*typed)
+            result = conn.execute(
+                query,
+                {
+                    **params,
+                    "kinds": [kind for kind, _, _, _ in lookups],
+                    "keys": [key for _, key, _, _ in lookups],
+                    "skips": [skip for _, _, skip, _ in lookups],
+                },
+            )
+            read = 0
+            previous = None
+            for i, value in result:
+                kind, key, _, first = lookups[i - 1]
+                read = read + 1 if i == previous else 0
+                previous = i
+                at_rank.setdefault((kind, key), {})[first - read if descending else first + read] = value
+        for kind, key, n in counted:
+            values = at_rank[(kind, key)]
+            median, p90 = (_interpolated(_pair(values, _rank(n, p)), n, p) for p in (0.5, 0.9))
+            tally = acc.total if scope == "total" else acc._on(key) if scope == "day" else acc._agent(key)
+            tally.summarised[kind] = (n, median, p90)
+
+
+def _pair(at_rank: dict[int, float], rank: int) -> list[float]:
+    """The values at `rank` and the next one, when there is one."""
+    return [at_rank[r] for r in (rank, rank + 1) if r in at_rank]
+
+
 def _add_ratings(
     conn: sa.Connection, acc: _Accumulator, since: datetime | None, until: datetime | None, agent_id: str | None
 ) -> None:
-    """The ratings of the window, grouped by day, agent and score."""
+    """The ratings of the window, counted by day and score (the days, and the totals as their
+    sum) and by agent and score (the agents). PostgreSQL does both in one scan."""
     r = ratings.c
     day = sa.cast(r.at, sa.Date) if conn.dialect.name == "postgresql" else sa.func.date(r.at)
-    query = sa.select(day, r.agent_id, r.score, sa.func.count()).group_by(day, r.agent_id, r.score)
+    where: list[sa.ColumnElement[bool]] = []
     if agent_id is not None:
-        query = query.where(r.agent_id == agent_id)
+        where.append(r.agent_id == agent_id)
     if since is not None:
-        query = query.where(r.at >= since)
+        where.append(r.at >= since)
     if until is not None:
-        query = query.where(r.at < until)
-    for rated_day, agent, score, n in conn.execute(query):
-        rated_day = rated_day if isinstance(rated_day, date) else date.fromisoformat(rated_day)
-        for t in (acc.total, acc._on(rated_day), *([acc._agent(agent)] if agent is not None else [])):
+        where.append(r.at < until)
+    found: list[tuple[Any, str | None, bool, int, int]]
+    if conn.dialect.name == "postgresql":
+        query = (
+            sa.select(day, r.agent_id, sa.func.grouping(r.agent_id), r.score, sa.func.count())
+            .where(*where)
+            .group_by(sa.func.grouping_sets(sa.tuple_(day, r.score), sa.tuple_(r.agent_id, r.score)))
+        )
+        found = [(d, agent, not no_agent, score, n) for d, agent, no_agent, score, n in conn.execute(query)]
+    else:
+        days = sa.select(day, r.score, sa.func.count()).where(*where).group_by(day, r.score)
+        agents = sa.select(r.agent_id, r.score, sa.func.count()).where(*where).group_by(r.agent_id, r.score)
+        found = [(d, None, False, score, n) for d, score, n in conn.execute(days)]
+        found += [(None, agent, True, score, n) for agent, score, n in conn.execute(agents)]
+    for rated_day, agent, by_agent, score, n in found:
+        if by_agent:
+            tallies = [acc._agent(agent)] if agent is not None else []
+        else:
+            rated_day = rated_day if isinstance(rated_day, date) else date.fromisoformat(rated_day)
+            tallies = [acc.total, acc._on(rated_day)]
+        for t in tallies:
             t.ratings.extend([score] * n)
 
 

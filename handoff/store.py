@@ -36,6 +36,7 @@ from handoff.models import (
     Status,
     TranscriptEntry,
 )
+from handoff.stat_events import CountKey
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -231,6 +232,12 @@ leases = sa.Table(
 # --- The statistics index (handoff/stat_events.py): each conversation's facts as the rows the
 # statistics add up, rewritten with the conversation's facts in `Store._write`.
 
+
+def _partial(condition: str) -> dict[str, Any]:
+    """The keyword arguments of a partial index, on both databases."""
+    return {"postgresql_where": sa.text(condition), "sqlite_where": sa.text(condition)}
+
+
 stat_events = sa.Table(
     "stat_events",
     metadata,
@@ -245,6 +252,33 @@ stat_events = sa.Table(
     sa.Column("end_at", UTCDateTime),  # an interval's end (None: still open)
     sa.Column("past_day", sa.Boolean),  # the interval was unfinished at the end of its start day
     sa.Index("ix_stat_events_at", "at"),
+    # The completed durations in value order (migration 0008): an exact percentile of a long
+    # window is the value at a rank, read by skipping that many index entries, with no sort.
+    *(
+        sa.Index(f"ix_stat_events_{name}", *columns, **_partial("value IS NOT NULL"))
+        for name, columns in [
+            ("kind_value", ("kind", "value", "at")),
+            ("kind_day_value", ("kind", "day", "value", "at")),
+            ("kind_agent_value", ("kind", "agent_id", "value", "at")),
+        ]
+    ),
+    # Intervals by their end (migration 0008): those of a window's whole days that ended on its
+    # last, partial day.
+    sa.Index("ix_stat_events_end_at", "end_at", **_partial("end_at IS NOT NULL")),
+)
+
+stat_counts = sa.Table(
+    "stat_counts",
+    metadata,
+    # The statistics index counted per day (handoff/stat_events.py, `count_keys`), maintained by
+    # `Store._write` with the index rows: how many rows of each kind, agent and, for intervals,
+    # the day they ended. Windows add these up for their whole days instead of every row.
+    sa.Column("scope", sa.String(1), primary_key=True),  # per day / per day and agent / per month and agent
+    sa.Column("day", sa.Date, primary_key=True),  # the day, or the month's first
+    sa.Column("kind", sa.String(30), primary_key=True),
+    sa.Column("agent_id", sa.String(200), primary_key=True),
+    sa.Column("end_day", sa.Date, primary_key=True),
+    sa.Column("n", sa.Integer, nullable=False),
 )
 
 conversation_agents = sa.Table(
@@ -257,7 +291,8 @@ conversation_agents = sa.Table(
     sa.Column("conversation_id", sa.String(100), primary_key=True),
     sa.Column("first_at", UTCDateTime, nullable=False),
     sa.Column("last_at", UTCDateTime, nullable=False),
-    sa.Index("ix_conversation_agents_agent_last", "agent_id", "last_at"),
+    # An agent's conversations active in a window, read from the index alone (migration 0008).
+    sa.Index("ix_conversation_agents_agent_span", "agent_id", "last_at", "first_at", "conversation_id"),
     sa.Index("ix_conversation_agents_conversation", "conversation_id"),
 )
 
@@ -478,41 +513,61 @@ class Store:
 
     def _index_stats(self, conn: sa.Connection, inserted: list[Fact]) -> None:
         """Bring the statistics rows of the conversations of these just-inserted facts up to date
-        with their facts as now recorded (handoff/stat_events.py), in the same transaction.
+        with their facts as now recorded (handoff/stat_events.py), in the same transaction, and
+        their counts per day (`stat_counts`) by the difference.
 
         Facts that change nothing else (notes, customer and bot messages) add their rows; any
         other rewrites the conversation's rows from all its facts. On PostgreSQL a per-conversation
         advisory lock, taken after the facts are inserted and held to the commit, puts concurrent
         writers of one conversation in turn; each statement then reads the facts the previous
-        writer committed. SQLite has a single writer."""
-        from handoff.stat_events import db_row, db_rows, fact_row, standalone_rows
+        writer committed, and the rows it deletes are those the previous writer left, so the
+        counts move by exactly the difference. SQLite has a single writer."""
+        from handoff.stat_events import count_deltas, count_keys, db_row, db_rows, fact_row, standalone_rows
 
         by_conversation: dict[str, list[Fact]] = {}
         for fact in inserted:
             by_conversation.setdefault(fact.conversation_id, []).append(fact)
+        removed: list[CountKey] = []
+        added: list[CountKey] = []
         for conversation_id, new in sorted(by_conversation.items()):
             if self.engine.dialect.name == "postgresql":
                 conn.execute(
                     sa.text("SELECT pg_advisory_xact_lock(:space, hashtext(:id))"),
                     {"space": _STATS_LOCK_SPACE, "id": conversation_id},
                 )
-            added = [standalone_rows(fact_row(**_stat_columns(f))) for f in new]
-            if all(rows is not None for rows in added):
-                self._append_stats(conn, conversation_id, [r for rows in added if rows for r in rows], db_row)
+            appended = [standalone_rows(fact_row(**_stat_columns(f))) for f in new]
+            if all(rows is not None for rows in appended):
+                rows = [r for rows in appended if rows for r in rows]
+                self._append_stats(conn, conversation_id, rows, db_row)
+                added.extend(k for r in rows for k in count_keys(r.kind, r.at, r.agent_id, r.end_at))
                 continue
-            f = facts.c
-            rows = conn.execute(
+            f, e = facts.c, stat_events.c
+            recorded = conn.execute(
                 sa.select(f.number, f.kind, f.at, f.entry_kind, f.agent_id, f.outcome).where(
                     f.conversation_id == conversation_id, f.kind != FactKind.NOTE.value
                 )
             )
-            new_events, new_agents = db_rows(conversation_id, [fact_row(*r) for r in rows])
-            conn.execute(sa.delete(stat_events).where(stat_events.c.conversation_id == conversation_id))
+            new_events, new_agents = db_rows(conversation_id, [fact_row(*r) for r in recorded])
+            old_events = conn.execute(
+                sa.delete(stat_events)
+                .where(e.conversation_id == conversation_id)
+                .returning(e.kind, e.at, e.agent_id, e.end_at)
+            )
+            removed.extend(k for r in old_events for k in count_keys(*r))
             conn.execute(sa.delete(conversation_agents).where(conversation_agents.c.conversation_id == conversation_id))
             if new_events:
                 conn.execute(sa.insert(stat_events), new_events)
+                added.extend(k for r in new_events for k in count_keys(r["kind"], r["at"], r["agent_id"], r["end_at"]))
             if new_agents:
                 conn.execute(sa.insert(conversation_agents), new_agents)
+        deltas = count_deltas(removed, added)
+        if deltas:
+            stmt = self._insert(stat_counts)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["scope", "day", "kind", "agent_id", "end_day"],
+                set_={"n": stat_counts.c.n + stmt.excluded.n},
+            )
+            conn.execute(stmt, deltas)
 
     def _append_stats(self, conn: sa.Connection, conversation_id: str, rows: list[Any], db_row: Any) -> None:
         """Add rows that change no other row of the conversation (`standalone_rows`)."""

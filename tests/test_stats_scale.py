@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from handoff import stats
 from handoff.lifecycle import Conversation, Rejected, new_state
 from handoff.models import (
     AddNote,
@@ -33,16 +34,16 @@ from handoff.models import (
     TimerSettings,
     Transfer,
 )
-from handoff.stat_events import db_rows, fact_row
+from handoff.stat_events import count_keys, db_rows, fact_row
 from handoff.stats import compute_stats, compute_stats_reference
-from handoff.store import Rating, Store, conversation_agents, facts, metadata, stat_events
+from handoff.store import Rating, Store, conversation_agents, facts, metadata, stat_counts, stat_events
 from tests.conftest import private_store
 from tests.helpers import ALICE, BOB
 from tests.test_migrations import database_url, first_release_database  # noqa: F401 (a fixture)
 
 CAROL = Agent(id="agent-carol", name="Carol Diaz")
 AGENTS = [ALICE, BOB, CAROL]
-T0 = datetime(2025, 6, 2, 20, 0, tzinfo=UTC)  # evenings: conversations cross midnight
+T0 = datetime(2025, 5, 30, 20, 0, tzinfo=UTC)  # evenings: conversations cross midnight, and May into June
 TIMERS = TimerSettings(
     bot_idle_close=timedelta(hours=5),
     human_idle_close=timedelta(hours=8),
@@ -69,6 +70,34 @@ commands: st.SearchStrategy[Command | str] = st.one_of(
 steps = st.lists(st.tuples(st.integers(0, 4 * 3600), commands), min_size=1, max_size=14)
 conversations = st.lists(
     st.tuples(st.integers(0, 3 * 86400), steps, st.one_of(st.none(), st.integers(1, 5))), min_size=1, max_size=5
+)
+# Busier histories, for the percentiles: each conversation starts with a request, a take-over, a
+# reply and a close or hand-back (minutes to hours apart), then goes on at random; up to 15 of them.
+delay = st.integers(0, 3 * 3600)
+exchange = st.builds(
+    lambda agent, d1, d2, d3, d4, end: [
+        (d1, RequestHuman()),
+        (d2, TakeOver(agent=agent)),
+        (d3, AgentReply(agent=agent, text="on it")),
+        (d4, end(agent)),
+    ],
+    agents,
+    delay,
+    delay,
+    delay,
+    delay,
+    st.sampled_from(
+        [lambda a: Close(agent=a, outcome=Outcome.RESOLVED), lambda a: HandBack(agent=a), lambda a: Release(agent=a)]
+    ),
+)
+busy_conversations = st.lists(
+    st.tuples(
+        st.integers(0, 3 * 86400),
+        st.builds(lambda first, rest: first + rest, exchange, st.lists(st.tuples(delay, commands), max_size=6)),
+        st.one_of(st.none(), st.integers(1, 5)),
+    ),
+    min_size=2,
+    max_size=15,
 )
 
 
@@ -117,14 +146,25 @@ def windows(data: st.DataObject) -> Iterator[tuple[datetime | None, datetime | N
 
 
 def same(store: Store, since: datetime | None, until: datetime | None, agent_id: str | None) -> None:
-    fast = compute_stats(store, since=since, until=until, agent_id=agent_id)
+    """`compute_stats` equals the reference, with the percentiles of long windows read by rank
+    (`stats.RANK_MIN_SPAN`, here any window) and by sorting the window's durations."""
     reference = compute_stats_reference(store, since=since, until=until, agent_id=agent_id)
-    assert fast.model_dump() == reference.model_dump(), (since, until, agent_id)
+    for span in (stats.RANK_MIN_SPAN, timedelta(0)):
+        default, stats.RANK_MIN_SPAN = stats.RANK_MIN_SPAN, span
+        try:
+            fast = compute_stats(store, since=since, until=until, agent_id=agent_id)
+        finally:
+            stats.RANK_MIN_SPAN = default
+        assert fast.model_dump() == reference.model_dump(), (since, until, agent_id, span)
 
 
-def check_random_histories(store: Store, data: st.DataObject) -> None:
+def check_random_histories(
+    store: Store,
+    data: st.DataObject,
+    strategy: st.SearchStrategy[list[tuple[int, list[tuple[int, Command | str]], int | None]]] = conversations,
+) -> None:
     clear(store)
-    histories = data.draw(conversations)
+    histories = data.draw(strategy)
     writes: list[RecordBatch] = []
     for n, (start, script, rating) in enumerate(histories):
         batches, end = play(f"c{n}", start, script)
@@ -145,6 +185,7 @@ def check_random_histories(store: Store, data: st.DataObject) -> None:
     # The index written piecemeal (rows appended, conversations rewritten) is the one the
     # recorded facts give, and its figures are the reference's.
     assert index_of(store) == derived_from_facts(store)
+    assert counts_of(store) == counted_from_index(store)
     for since, until in windows(data):
         for agent in [None, *(a.id for a in AGENTS)]:
             same(store, since, until, agent)
@@ -172,6 +213,18 @@ def test_the_index_equals_the_reference_on_sqlite(sqlite_store: Store, data: st.
 @given(data=st.data())
 def test_the_index_equals_the_reference_on_postgresql(postgres_store: Store, data: st.DataObject) -> None:
     check_random_histories(postgres_store, data)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_busy_histories_on_sqlite(sqlite_store: Store, data: st.DataObject) -> None:
+    check_random_histories(sqlite_store, data, busy_conversations)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_busy_histories_on_postgresql(postgres_store: Store, data: st.DataObject) -> None:
+    check_random_histories(postgres_store, data, busy_conversations)
 
 
 def _without_seq(row: tuple[object, ...]) -> tuple[str, ...]:
@@ -204,6 +257,24 @@ def derived_from_facts(store: Store) -> tuple[list[tuple[str, ...]], list[tuple[
         rows.extend(_without_seq(tuple(r.values())) for r in new_rows)
         handlers.extend((h["agent_id"], h["conversation_id"], h["first_at"], h["last_at"]) for h in new_handlers)
     return sorted(rows), sorted(handlers)
+
+
+def counts_of(store: Store) -> dict[tuple[object, ...], int]:
+    """`stat_counts` as maintained by the writes (keys counted down to zero left out)."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(stat_counts)).all()
+    return {(scope, day, kind, agent, end_day): n for scope, day, kind, agent, end_day, n in rows if n}
+
+
+def counted_from_index(store: Store) -> dict[tuple[object, ...], int]:
+    """The counts per day the statistics index rows give, counted afresh."""
+    e = stat_events.c
+    counted: dict[tuple[object, ...], int] = {}
+    with store.engine.connect() as conn:
+        for row in conn.execute(sa.select(e.kind, e.at, e.agent_id, e.end_at)):
+            for key in count_keys(*row):
+                counted[key] = counted.get(key, 0) + 1
+    return counted
 
 
 def test_concurrent_writers_of_one_conversation_leave_the_index_of_all_its_facts(postgres_store: Store) -> None:
@@ -240,6 +311,7 @@ def test_concurrent_writers_of_one_conversation_leave_the_index_of_all_its_facts
         thread.join()
     assert errors == []
     assert index_of(store) == derived_from_facts(store)
+    assert counts_of(store) == counted_from_index(store)
     for agent in [None, ALICE.id, BOB.id]:
         same(store, None, None, agent)
     assert compute_stats(store).totals.transfers == 6
@@ -252,6 +324,7 @@ def test_a_migrated_database_has_the_index_of_its_facts(database_url: str) -> No
     try:
         rows, handlers = index_of(store)
         assert rows and (rows, handlers) == derived_from_facts(store)
+        assert counts_of(store) and counts_of(store) == counted_from_index(store)
         assert compute_stats(store).totals.messages.customer == 1
         for agent in [None, "alice"]:
             same(store, None, None, agent)
