@@ -23,8 +23,9 @@ from tests.test_cli import Up
 
 pytestmark = pytest.mark.slow
 
-SEEN = 15_000
-"""ms: how long a change may take to show (pushed within about a second; generous for CI)."""
+SEEN = 30_000
+"""ms: how long a change may take to show: pushed within about a second, but a take-over went
+past 15 s once on this 2-core machine at load 11 (a generous bound; speed is the benchmark's job)."""
 RESET_ANSWER = "You can reset your password from the sign-in page"
 ORDER_ANSWER = "You can follow your delivery under Orders"
 ALICE = ("alice-demo-token-not-secret", "Alice Martin")
