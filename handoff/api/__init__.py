@@ -23,7 +23,9 @@ from handoff.api.docs import ASSETS_URL, install_docs
 from handoff.api.errors import BodyLimit, NoStore, install_error_handlers
 from handoff.api.pages import install_pages
 from handoff.api.routes import agents, assist, customer, events, history, live, metrics, people, session, team
+from handoff.assignment import Assigner
 from handoff.assist import Assistant
+from handoff.availability import AssignmentMode
 from handoff.bot import KnowledgeBaseBot
 from handoff.client import HandoffClient
 from handoff.codec_server import codec_router
@@ -79,10 +81,18 @@ def create_app(
         if s.client.store is None:
             # Long conversations hold only recent entries; older ones are read from here.
             s.client.store = s.store
+        if s.client.capacities is None:
+            # Issue 10: take-overs and transfers count against the agent's capacity.
+            s.client.capacities = agent_directory.capacities(settings.agent_capacity)
         deliverer = await start_webhooks(settings, s.store, _app)
+        if settings.assignment is AssignmentMode.AUTO:
+            s.assigner = Assigner(s.client, s.store, agent_directory, offline_returns=settings.offline_returns)
+            s.assigner.start()
         try:
             yield
         finally:
+            if s.assigner is not None:
+                await s.assigner.stop()
             if deliverer is not None:
                 await deliverer.stop()
             hub = getattr(_app.state, "push_hub", None)
