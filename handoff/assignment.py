@@ -36,9 +36,10 @@ LEASE_SECONDS = 10.0
 ROUND_SECONDS = 0.2
 MAX_CONCURRENT = 20
 """Take-overs one round sends at once."""
-TAKE_OVER_TIMEOUT = 120.0
-"""How long the assigner waits for one take-over (a worker restarting is waited out: giving up
-early would leave its slot to be healed, and the conversation unassigned meanwhile)."""
+TAKE_OVER_SHARE = 0.6
+"""The assigner waits for one take-over this share of `HandoffClient.slot_stale_after` (a worker
+restarting is waited out), then gives up, so that a slot is only healed once nobody sends its
+update any more; an update admitted meanwhile still applies, and healing writes it."""
 
 
 async def change_status(
@@ -126,7 +127,7 @@ class Assigner:
                 try:
                     await asyncio.wait_for(
                         self.handoff.take_over_result(conversation_id, agent, caller_records=True, automatic=True),
-                        TAKE_OVER_TIMEOUT,
+                        self.handoff.slot_stale_after.total_seconds() * TAKE_OVER_SHARE,
                     )
                 except HandoffError as refused:
                     log.debug("Not assigned: %s", refused.message)

@@ -139,6 +139,7 @@ class HandoffClient:
         assistant: Assistant | None = None,
         rewriter: Rewriter | None = None,
         capacities: Capacities | None = None,
+        slot_stale_after: timedelta = presence.STALE_SLOT,
     ) -> None:
         """`assistant`: how suggestions are made (the default knowledge base, with embeddings, if
         None); `rewriter`: the team's language model for them (none if None); `capacities`: how
@@ -152,6 +153,9 @@ class HandoffClient:
         self._assistant = assistant
         self.rewriter = rewriter
         self.capacities = capacities
+        # Every caller of a take-over gives up on it before this (the API after
+        # HANDOFF_API_TEMPORAL_TIMEOUT, the assigner after 60% of it): see `heal_slots`.
+        self.slot_stale_after = slot_stale_after
 
     @property
     def assistant(self) -> Assistant:
@@ -532,15 +536,18 @@ class HandoffClient:
         return True
 
     async def heal_slots(self, agent_id: str | None = None) -> int:
-        """Settle the slots older than `presence.STALE_SLOT` whose take-over's outcome was lost, by
+        """Settle the slots older than `slot_stale_after` whose take-over's outcome was lost, by
         asking Temporal for the update's outcome by its id (a poll, not a billable action): not
         found or refused, the slot goes; carried out, its facts are written and the slot goes;
-        still undecided (no worker yet), it stays. How many were settled."""
+        still undecided (admitted, no worker yet), it stays. "Not found" is final because every
+        caller stops sending (and retrying) an update before its slot is that old. How many
+        were settled."""
         store = self.store
         if store is None:
             return 0
         settled = 0
-        for stale in await asyncio.to_thread(presence.stale_slots, store, datetime.now(UTC), agent_id):
+        now = datetime.now(UTC)
+        for stale in await asyncio.to_thread(presence.stale_slots, store, now, agent_id, self.slot_stale_after):
             handle = self.handle(stale.conversation_id).get_update_handle(stale.update_id, result_type=CommandResult)
             try:
                 result = await handle.result(rpc_timeout=timedelta(seconds=2))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -84,6 +85,8 @@ def create_app(
         if s.client.capacities is None:
             # Issue 10: take-overs and transfers count against the agent's capacity.
             s.client.capacities = agent_directory.capacities(settings.agent_capacity)
+        # A slot is healed only once its sender gave up (see HandoffClient.heal_slots).
+        s.client.slot_stale_after = max(s.client.slot_stale_after, 2 * timedelta(seconds=settings.api_temporal_timeout))
         deliverer = await start_webhooks(settings, s.store, _app)
         if settings.assignment is AssignmentMode.AUTO:
             s.assigner = Assigner(s.client, s.store, agent_directory, offline_returns=settings.offline_returns)
