@@ -307,3 +307,76 @@ def assignment_counts(
         for agent_id, automatic, n in conn.execute(query):
             counts.setdefault(agent_id, {"automatic": 0, "manual": 0})["automatic" if automatic else "manual"] += int(n)
     return counts
+
+
+# --- Statistics (GET /stats/agents): time online, occupancy, assignments automatic and manual.
+
+
+@dataclass(frozen=True)
+class AgentWork:
+    agent: Agent
+    online_seconds: float
+    held_seconds: float  # conversation-seconds held (every held conversation counts, online or not)
+    capacity: int
+    occupancy: float | None  # held_seconds / (capacity x online_seconds); None with no time online
+    automatic_assignments: int
+    manual_assignments: int
+
+
+def held_seconds(store: Store, since: datetime, until: datetime) -> dict[str, float]:
+    """Per agent, conversation-seconds held within [since, until): the statistics index's
+    assignment intervals (take-over or transfer to hand-back, close, release or transfer away)."""
+    from handoff.stat_events import HANDLING_DONE
+    from handoff.store import stat_events
+
+    e = stat_events.c
+    query = sa.select(e.agent_id, e.at, e.end_at).where(
+        e.kind == f"{HANDLING_DONE}_open",
+        e.agent_id.is_not(None),
+        e.at < until,
+        sa.or_(e.end_at.is_(None), e.end_at > since),
+    )
+    totals: dict[str, float] = {}
+    with store.engine.connect() as conn:
+        for agent_id, start, end in conn.execute(query):
+            overlap = (min(end or until, until) - max(start, since)).total_seconds()
+            if overlap > 0:
+                totals[agent_id] = totals.get(agent_id, 0.0) + overlap
+    return totals
+
+
+def work_stats(
+    store: Store,
+    agents: list[Agent],
+    capacities: Capacities,
+    since: datetime | None,
+    until: datetime | None,
+    now: datetime | None = None,
+) -> list[AgentWork]:
+    """Each agent's time online, occupancy and assignments in [since, until) (until: now; since:
+    their first status change or assignment), by name."""
+    from handoff.availability import occupancy, online_seconds
+
+    until = min(until or now or datetime.now(UTC), now or datetime.now(UTC))
+    changes = status_changes(store, [a.id for a in agents])
+    firsts = [c[0][0] for c in changes.values() if c]
+    start = since or min(firsts, default=until)
+    held = held_seconds(store, start, until)
+    counts = assignment_counts(store, since, until)
+    rows = []
+    for agent in sorted(agents, key=lambda a: (a.name, a.id)):
+        online = online_seconds(changes.get(agent.id, []), start, until)
+        capacity = capacities.of(agent.id)
+        mine = counts.get(agent.id, {"automatic": 0, "manual": 0})
+        rows.append(
+            AgentWork(
+                agent=agent,
+                online_seconds=round(online, 3),
+                held_seconds=round(held.get(agent.id, 0.0), 3),
+                capacity=capacity,
+                occupancy=occupancy(held.get(agent.id, 0.0), capacity, online),
+                automatic_assignments=mine["automatic"],
+                manual_assignments=mine["manual"],
+            )
+        )
+    return rows

@@ -136,3 +136,19 @@ async def test_waiting_conversations_go_to_online_agents_with_free_slots_oldest_
     assert [s for s in presence.slots(desk.store)] == []
     counts = presence.assignment_counts(desk.store)
     assert counts == {"ana": {"automatic": 4, "manual": 0}, "ben": {"automatic": 1, "manual": 1}}
+
+    # The per-agent statistics: time online, occupancy, assignments automatic and manual.
+    work = await ok(desk.api.get("/stats/agents", headers=desk.token("ana")))
+    by_id = {row["agent"]["id"]: row for row in work["agents"]}
+    assert by_id["ana"]["assignments"] == {"automatic": 4, "manual": 0}
+    assert by_id["ben"]["assignments"] == {"automatic": 1, "manual": 1}
+    for row in by_id.values():
+        assert row["online_seconds"] > 0 and row["held_seconds"] > 0
+        assert row["occupancy"] == pytest.approx(
+            row["held_seconds"] / (row["capacity"] * row["online_seconds"]), abs=0.01
+        )
+    # Ana never held more than her capacity while online.
+    assert 0 < by_id["ana"]["occupancy"] <= 1
+    # Nothing before the window.
+    empty = await ok(desk.api.get("/stats/agents", params={"until": "2000-01-01T00:00:00Z"}, headers=desk.token("ana")))
+    assert [(r["online_seconds"], r["held_seconds"], r["occupancy"]) for r in empty["agents"]] == [(0, 0, None)] * 2

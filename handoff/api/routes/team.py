@@ -4,13 +4,14 @@ written to the database only: no Temporal action (but the releases of HANDOFF_OF
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
 from handoff import presence
-from handoff.api.deps import ERRORS, CurrentAgent, Services, ServicesDep
+from handoff.api.deps import ERRORS, CurrentAgent, Services, ServicesDep, utc
 from handoff.api.schemas import Body
 from handoff.assignment import change_status
 from handoff.availability import AgentStatus
@@ -41,6 +42,25 @@ class StatusChange(Body):
     status: AgentStatus
 
 
+class AgentWorkOut(Body):
+    agent: Agent
+    online_seconds: float
+    """Time online in the window."""
+    held_seconds: float
+    """Conversation-seconds held in the window."""
+    capacity: int
+    occupancy: float | None
+    """held_seconds / (capacity x online_seconds); null with no time online."""
+    assignments: dict[str, int]
+    """{"automatic": n, "manual": m}: take-overs and transfers to the agent in the window."""
+
+
+class AgentWorkStats(Body):
+    since: datetime | None
+    until: datetime
+    agents: list[AgentWorkOut]
+
+
 router = APIRouter(tags=["agent"], responses=ERRORS)
 
 
@@ -63,6 +83,37 @@ async def team(agent: CurrentAgent, s: ServicesDep) -> Team:
 async def list_agents(_agent: CurrentAgent, s: ServicesDep) -> AgentList:
     """Every agent with status, conversations held and capacity (agents only)."""
     return AgentList(agents=await run_in_threadpool(members, s))
+
+
+@router.get("/stats/agents")
+async def agent_stats(
+    _agent: CurrentAgent,
+    s: ServicesDep,
+    since: Annotated[datetime | None, Query(description="ISO 8601; UTC if no zone.")] = None,
+    until: Annotated[datetime | None, Query(description="ISO 8601; UTC if no zone; default now.")] = None,
+) -> AgentWorkStats:
+    """Per agent over [since, until): time online, occupancy, assignments automatic and manual."""
+    now = datetime.now(UTC)
+    end = utc(until) or now
+    capacities = s.handoff.capacities or s.agents.capacities(s.settings.agent_capacity)
+    rows = await run_in_threadpool(
+        presence.work_stats, s.db, [e.agent for e in s.agents.agents], capacities, utc(since), end, now
+    )
+    return AgentWorkStats(
+        since=utc(since),
+        until=min(end, now),
+        agents=[
+            AgentWorkOut(
+                agent=r.agent,
+                online_seconds=r.online_seconds,
+                held_seconds=r.held_seconds,
+                capacity=r.capacity,
+                occupancy=r.occupancy,
+                assignments={"automatic": r.automatic_assignments, "manual": r.manual_assignments},
+            )
+            for r in rows
+        ],
+    )
 
 
 @router.put("/agents/me/status")
