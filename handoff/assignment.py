@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from handoff import presence
 from handoff.agents import AgentDirectory
 from handoff.availability import AgentLoad, AgentStatus, Waiting, plan_assignments
-from handoff.client import HandoffClient, HandoffError
+from handoff.client import AgentUnavailable, HandoffClient, HandoffError
 from handoff.models import Agent
 from handoff.store import Store
 
@@ -82,6 +82,9 @@ class Assigner:
         self._in_flight: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._assigning: set[asyncio.Task[None]] = set()
+        # Take-overs sent (each one TakeOver update: a billable action) and those that went through.
+        self.sent = 0
+        self.assigned = 0
 
     def wake(self) -> None:
         """Run a round now (a slot freed or an agent came online in this process)."""
@@ -129,9 +132,15 @@ class Assigner:
                         self.handoff.take_over_result(conversation_id, agent, caller_records=True, automatic=True),
                         self.handoff.slot_stale_after.total_seconds() * TAKE_OVER_SHARE,
                     )
+                    self.sent += 1
+                    self.assigned += 1
+                except AgentUnavailable as refused:  # refused before any update was sent
+                    log.debug("Not assigned: %s", refused.message)
                 except HandoffError as refused:
+                    self.sent += 1
                     log.debug("Not assigned: %s", refused.message)
                 except Exception:
+                    self.sent += 1
                     log.warning("Assignment failed; its slot is settled later", exc_info=True)
                 finally:
                     self._in_flight.discard(conversation_id)
