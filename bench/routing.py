@@ -33,13 +33,14 @@ from handoff.agents import AgentDirectory, AgentEntry
 from handoff.assignment import Assigner
 from handoff.availability import AgentStatus
 from handoff.client import HandoffClient, HandoffError
-from handoff.models import FactKind, Outcome
-from handoff.presence import set_status
+from handoff.models import Agent, FactKind, Outcome
+from handoff.presence import holding_counts, set_status
 from handoff.store import Store
 
 HOLD_SECONDS = 2.0
 CAPACITY = 5
 RESULTS = Path(__file__).with_name("routing.json")
+TMPFS = Path("/dev/shm")  # the dev server's SQLite file, as `python -m bench` puts it
 
 
 @dataclass
@@ -51,6 +52,7 @@ class RoutingResult:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    most_held: int  # conversations held at once, at most (of agents x capacity slots)
     take_overs_sent: int
     actions_per_assignment: float
     wall_seconds: float
@@ -78,7 +80,7 @@ def delays(store: Store, ids: list[str]) -> list[float]:
 
 
 async def measure(conversations: int, agents: int, seconds: float) -> RoutingResult:
-    async with Cluster() as cluster:
+    async with Cluster(TMPFS if TMPFS.is_dir() else None) as cluster:
         worker = await cluster.start_worker("handoff")
         store = Store(cluster.database_url)
         directory = AgentDirectory(
@@ -90,25 +92,32 @@ async def measure(conversations: int, agents: int, seconds: float) -> RoutingRes
         assigner = Assigner(handoff, store, directory)
         ids = [uuid.uuid4().hex for _ in range(conversations)]
         closed: set[str] = set()
-        done = asyncio.Event()
+        closes: set[asyncio.Task[None]] = set()
+        most_held = 0
+
+        async def close(cid: str, agent: Agent) -> None:
+            try:
+                await handoff.close(cid, agent, Outcome.RESOLVED)
+            except HandoffError:
+                closed.discard(cid)
 
         async def close_after_holding() -> None:
-            """Each agent closes what they were given HOLD_SECONDS later, freeing the slot."""
-            while len(closed) < conversations:
+            """Each agent closes what they were given HOLD_SECONDS later (all at once, as a team
+            would), freeing the slot."""
+            nonlocal most_held
+            while len(closed) < conversations or closes:
                 now = datetime.now(UTC)
+                counts = await asyncio.to_thread(holding_counts, store)
+                most_held = max(most_held, sum(counts.values()))
                 for entry in directory.agents:
                     for held in await asyncio.to_thread(store.assigned_to, entry.id):
                         since = held.assigned_at or now
                         if held.conversation_id not in closed and (now - since).total_seconds() >= HOLD_SECONDS:
                             closed.add(held.conversation_id)
-                            try:
-                                await handoff.close_result(
-                                    held.conversation_id, entry.agent, Outcome.RESOLVED, caller_records=True
-                                )
-                            except HandoffError:
-                                closed.discard(held.conversation_id)
+                            task = asyncio.create_task(close(held.conversation_id, entry.agent))
+                            closes.add(task)
+                            task.add_done_callback(closes.discard)
                 await asyncio.sleep(0.2)
-            done.set()
 
         async def arrive(cid: str, at: float) -> None:
             await asyncio.sleep(max(0.0, at - time.monotonic()))
@@ -120,7 +129,7 @@ async def measure(conversations: int, agents: int, seconds: float) -> RoutingRes
         closer = asyncio.create_task(close_after_holding())
         await asyncio.gather(*(arrive(cid, started + seconds * i / conversations) for i, cid in enumerate(ids)))
         try:
-            await asyncio.wait_for(done.wait(), timeout=seconds + 300)
+            await asyncio.wait_for(closer, timeout=seconds + 300)  # every conversation closed
         finally:
             closer.cancel()
             await assigner.stop()
@@ -135,6 +144,7 @@ async def measure(conversations: int, agents: int, seconds: float) -> RoutingRes
             p50_ms=round(percentile(measured, 0.5), 1),
             p99_ms=round(percentile(measured, 0.99), 1),
             max_ms=round(max(measured), 1),
+            most_held=most_held,
             take_overs_sent=assigner.sent,
             actions_per_assignment=round(assigner.sent / max(assigner.assigned, 1), 3),
             wall_seconds=round(wall, 1),
@@ -144,10 +154,11 @@ async def measure(conversations: int, agents: int, seconds: float) -> RoutingRes
 def table(result: RoutingResult) -> str:
     return "\n".join(
         [
-            "| conversations | agents (capacity 5) | arriving over | assigned | delay p50 | p99 | max "
-            "| TakeOver updates sent | billable actions per assignment |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| conversations | agents (capacity 5) | arriving over | assigned | most held at once | delay p50 | p99 "
+            "| max | TakeOver updates sent | billable actions per assignment |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             f"| {result.conversations:,} | {result.agents} | {result.arrival_seconds:g} s | {result.assigned:,} "
+            f"| {result.most_held} of {result.agents * CAPACITY} "
             f"| {result.p50_ms:,.0f} ms | {result.p99_ms:,.0f} ms | {result.max_ms:,.0f} ms "
             f"| {result.take_overs_sent:,} | {result.actions_per_assignment:g} |",
         ]

@@ -46,9 +46,14 @@ def equip(lab: Lab, directory: AgentDirectory) -> Assigner:
 async def waiting_conversations(lab: Lab, count: int) -> list[str]:
     """`count` conversations that asked for a person (by signal: accepted while no worker runs)."""
     ids = [new_id() for _ in range(count)]
-    for cid in ids:
-        await lab.handoff.start_or_message(cid, f"customer-{cid[:6]}", "hello")
-        await lab.handoff.request_human(cid)
+    limit = asyncio.Semaphore(20)
+
+    async def arrive(cid: str) -> None:
+        async with limit:
+            await lab.handoff.start_or_message(cid, f"customer-{cid[:6]}", "hello")
+            await lab.handoff.request_human(cid)
+
+    await asyncio.gather(*(arrive(cid) for cid in ids))
     return ids
 
 
