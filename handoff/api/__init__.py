@@ -35,6 +35,7 @@ from handoff.connection import connect_temporal
 from handoff.customer_tokens import CustomerTokens, load_secret
 from handoff.llm import rewriter_from_settings
 from handoff.metrics import ApiMetrics, RequestMetrics
+from handoff.presence import STALE_SLOT
 from handoff.store import Store
 from handoff.telemetry import tracer_from_environment
 from handoff.webhooks import start_webhooks
@@ -50,7 +51,8 @@ def create_app(
     tracer: Any | None = None,
 ) -> FastAPI:
     """The API app. Without `client`/`store` it connects to Temporal (lazily, so it starts even
-    while Temporal is down and answers 503 until it is back) and opens the database at start-up.
+    while Temporal is down and answers 503 until it is back) and opens the database at start-up;
+    its own client enforces the agents' capacity, a given `client` its own `capacities` (if any).
     `tracer` (default: the OTLP one the environment configures, if any) traces each request into
     the workflows and activities it reaches (handoff/telemetry.py)."""
     settings = settings or Settings()
@@ -76,17 +78,16 @@ def create_app(
                 settings.task_queue,
                 timers=settings.timers(),
                 handover_summaries=settings.handover_summary,
+                # Issue 10: take-overs and transfers count against the agent's capacity; a slot is
+                # healed only once its sender gave up (see HandoffClient.heal_slots).
+                capacities=agent_directory.capacities(settings.agent_capacity),
+                slot_stale_after=max(STALE_SLOT, 2 * timedelta(seconds=settings.api_temporal_timeout)),
             )
         if s.store is None:
             s.store = Store(settings.database_url)
         if s.client.store is None:
             # Long conversations hold only recent entries; older ones are read from here.
             s.client.store = s.store
-        if s.client.capacities is None:
-            # Issue 10: take-overs and transfers count against the agent's capacity.
-            s.client.capacities = agent_directory.capacities(settings.agent_capacity)
-        # A slot is healed only once its sender gave up (see HandoffClient.heal_slots).
-        s.client.slot_stale_after = max(s.client.slot_stale_after, 2 * timedelta(seconds=settings.api_temporal_timeout))
         deliverer = await start_webhooks(settings, s.store, _app)
         if settings.assignment is AssignmentMode.AUTO:
             s.assigner = Assigner(s.client, s.store, agent_directory, offline_returns=settings.offline_returns)

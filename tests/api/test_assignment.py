@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from handoff import presence
+from handoff.agents import AgentDirectory
 from handoff.api import create_app
 from handoff.bot import KnowledgeBaseBot
 from handoff.client import HandoffClient
@@ -91,7 +92,9 @@ async def desk(
         assignment="auto",
         offline_returns=True,
     )
-    app = create_app(settings, client=HandoffClient(temporal_env.client, task_queue, empty_store), store=empty_store)
+    capacities = AgentDirectory.from_file(path).capacities(settings.agent_capacity)
+    client = HandoffClient(temporal_env.client, task_queue, empty_store, capacities=capacities)
+    app = create_app(settings, client=client, store=empty_store)
     async with (
         build_worker(temporal_env.client, task_queue, empty_store, bot),
         app.router.lifespan_context(app),

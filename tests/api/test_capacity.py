@@ -15,6 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from handoff import presence
+from handoff.agents import AgentDirectory
 from handoff.api import create_app
 from handoff.client import AgentUnavailable, HandoffClient
 from handoff.config import Settings
@@ -76,8 +77,9 @@ async def team(tmp_path: Path, handoff: HandoffClient, store: Store) -> AsyncIte
         agents_file=path,
         agent_capacity=4,
     )
-    # A client of its own, so that the capacities are this team's.
-    client = HandoffClient(handoff.temporal, handoff.task_queue, store)
+    # A client of its own, counting this team's capacities (as the API's own client does).
+    capacities = AgentDirectory.from_file(path).capacities(settings.agent_capacity)
+    client = HandoffClient(handoff.temporal, handoff.task_queue, store, capacities=capacities)
     app = create_app(settings, client=client, store=store)
     async with (
         app.router.lifespan_context(app),
