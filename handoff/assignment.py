@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 from handoff import presence
 from handoff.agents import AgentDirectory
-from handoff.availability import AgentLoad, AgentStatus, Waiting, plan_assignments
+from handoff.availability import DEFAULT_CAPACITY, AgentLoad, AgentStatus, Waiting, plan_assignments
 from handoff.client import AgentUnavailable, HandoffClient, HandoffError
 from handoff.models import Agent
 from handoff.store import Store
@@ -175,13 +175,13 @@ class Assigner:
             return []
         statuses = presence.presences(self.store)
         counts = presence.held_counts(self.store)
-        capacities = self.handoff.capacities
+        capacities = self.handoff.capacities or self.agents.capacities(DEFAULT_CAPACITY)
         loads = []
         for entry in self.agents.agents:
             state = statuses.get(entry.id)
             if state is None or state.status is not AgentStatus.ONLINE:
                 continue
-            capacity = capacities.of(entry.id) if capacities is not None else entry.max_conversations or 0
+            capacity = capacities.of(entry.id)
             idle_since = state.last_assigned_at or state.changed_at or now
             loads.append(AgentLoad(entry.id, state.status, counts.get(entry.id, 0), capacity, idle_since))
         return plan_assignments(waiting, loads, now)

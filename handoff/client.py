@@ -28,7 +28,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from handoff import presence, search_attributes
-from handoff.availability import Capacities
+from handoff.availability import AgentStatus, Capacities
 from handoff.config import Settings
 from handoff.connection import connect_temporal
 from handoff.lifecycle import CLOSED_MESSAGE, MAX_CUSTOMER_ID_CHARS, Rejected, RejectionCode, check_text
@@ -458,6 +458,39 @@ class HandoffClient:
     async def result(self, conversation_id: str) -> ConversationSummary:
         """Wait for the conversation to complete; its final summary."""
         return await self._call(conversation_id, self.handle(conversation_id).result())
+
+    # --- Issue 10: agents at work (docs/agents.md). Database only, but for offline returns.
+
+    def _agents_store(self) -> Store:
+        if self.store is None:
+            raise HandoffError("agents' status and counts are kept in the database: give the client a store")
+        return self.store
+
+    async def set_status(
+        self, agent: Agent, status: AgentStatus | str, *, offline_returns: bool = False
+    ) -> presence.Presence:
+        """Set `agent`'s status (online, away, offline); going offline with `offline_returns` puts
+        what they hold back in the Waiting column, at the front, each with a note."""
+        from handoff.assignment import change_status
+
+        try:
+            status = AgentStatus(status)
+        except ValueError:
+            allowed = ", ".join(s.value for s in AgentStatus)
+            raise InvalidCommand(f"unknown status {status!r}; use one of: {allowed}") from None
+        return await change_status(self, self._agents_store(), agent, status, offline_returns=offline_returns)
+
+    async def agents(self, agents: list[Agent]) -> list[presence.AtWork]:
+        """These agents with status, conversations held and capacity (as `GET /agents`)."""
+        return await asyncio.to_thread(presence.team, self._agents_store(), agents, self.capacities or Capacities())
+
+    async def agent_stats(
+        self, agents: list[Agent], since: datetime | None = None, until: datetime | None = None
+    ) -> list[presence.AgentWork]:
+        """Per agent: time online, occupancy, assignments automatic and manual (as `GET /stats/agents`)."""
+        return await asyncio.to_thread(
+            presence.work_stats, self._agents_store(), agents, self.capacities or Capacities(), since, until
+        )
 
     # --- Issue 10: capacity. Where the counts live and why they cannot drift: handoff/presence.py.
 

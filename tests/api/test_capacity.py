@@ -17,7 +17,8 @@ from pydantic import SecretStr
 from handoff import presence
 from handoff.agents import AgentDirectory
 from handoff.api import create_app
-from handoff.client import AgentUnavailable, HandoffClient
+from handoff.availability import AgentStatus
+from handoff.client import AgentUnavailable, HandoffClient, InvalidCommand
 from handoff.config import Settings
 from handoff.models import Agent, TakeOver
 from handoff.store import Store
@@ -198,3 +199,25 @@ async def test_the_python_client_counts_the_same_and_heals_a_slot_whose_outcome_
     assert not [s for s in presence.slots(team.store) if s.agent_id == agent.id]
     assert (await team.member("ben"))["holding"] == 1
     assert presence.held_counts(team.store)[agent.id] == 1
+
+
+async def test_the_python_client_sets_and_lists_statuses(team: Team) -> None:
+    client = team.handoff
+    cleo = Agent(id=team.id("cleo"), name="Cleo Park")
+    dev = Agent(id=team.id("dev"), name="Dev Rao")
+    assert (await client.set_status(cleo, "online")).status is AgentStatus.ONLINE
+    with pytest.raises(InvalidCommand, match="unknown status 'busy'"):
+        await client.set_status(cleo, "busy")
+    listed = await client.agents([cleo, dev])
+    assert [(a.agent.name, a.status, a.holding, a.capacity) for a in listed] == [
+        ("Cleo Park", AgentStatus.ONLINE, 0, 1),
+        ("Dev Rao", AgentStatus.OFFLINE, 0, 4),
+    ]
+    (cid,) = await conversations(team.api, 1)
+    await client.take_over(cid, cleo)
+    with pytest.raises(AgentUnavailable, match="Cleo Park is at capacity \\(1 of 1\\)"):
+        (other,) = await conversations(team.api, 1)
+        await client.take_over(other, cleo)
+    work = {w.agent.id: w for w in await client.agent_stats([cleo, dev])}
+    assert work[cleo.id].manual_assignments == 1 and work[cleo.id].online_seconds > 0
+    assert work[dev.id].online_seconds == 0 and work[dev.id].occupancy is None
