@@ -67,6 +67,12 @@ async def test_an_agent_transfers_notes_and_releases_from_the_command_line(
     assert listed.exit_code == 0, listed.output
     bob = [cell.strip() for cell in next(line for line in listed.output.splitlines() if "Bob Stone" in line).split("│")]
     assert bob[2:6] == ["bob", "online", "0", "100000"], listed.output  # tests/conftest.py's capacity
+    work = await asyncio.to_thread(CliRunner().invoke, app, ["agents", "stats"], env=env)
+    assert work.exit_code == 0 and "Occupancy" in work.output, work.output
+    bob_work = [
+        cell.strip() for cell in next(line for line in work.output.splitlines() if "Bob Stone" in line).split("│")
+    ]
+    assert bob_work[6:8] == ["0", "1"], work.output  # the transfer to Bob: a manual assignment
     bad = await asyncio.to_thread(CliRunner().invoke, app, ["agents", "status", "busy", "--as", "bob"], env=env)
     assert bad.exit_code == 2 and "busy" in bad.output, bad.output
 

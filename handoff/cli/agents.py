@@ -15,7 +15,7 @@ from handoff import presence
 from handoff.agents import AgentDirectory
 from handoff.availability import AgentStatus
 from handoff.cli.connections import connect, open_store
-from handoff.cli.format import fmt_time
+from handoff.cli.format import fmt_duration, fmt_time
 from handoff.cli.main import console, run
 from handoff.cli.people import AgentOption, agent_by_id
 from handoff.config import Settings
@@ -36,6 +36,37 @@ def list_agents() -> None:
             str(row.holding),
             str(row.capacity),
             fmt_time(row.status_since),
+        )
+    console().print(table)
+
+
+def agent_stats(
+    since: Annotated[str | None, typer.Option(help="From this date or time (ISO, UTC unless given).")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this date or time (a bare date includes it).")] = None,
+) -> None:
+    """Per agent: time online, conversation-seconds held, occupancy, assignments automatic and manual."""
+    from handoff.cli.stats import parse_when
+
+    settings = Settings()
+    directory = AgentDirectory.from_settings(settings.agents_file)
+    with open_store(settings) as store:
+        rows = presence.work_stats(
+            store,
+            [e.agent for e in directory.agents],
+            directory.capacities(settings.agent_capacity),
+            parse_when(since),
+            parse_when(until, end_of_day=True),
+        )
+    table = Table("Agent", "Online", "Held", "Capacity", "Occupancy", "Automatic", "Manual")
+    for row in rows:
+        table.add_row(
+            row.agent.name,
+            fmt_duration(row.online_seconds),
+            fmt_duration(row.held_seconds),
+            str(row.capacity),
+            "-" if row.occupancy is None else f"{row.occupancy:.0%}",
+            str(row.automatic_assignments),
+            str(row.manual_assignments),
         )
     console().print(table)
 
