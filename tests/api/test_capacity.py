@@ -7,7 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -20,10 +20,10 @@ from handoff.api import create_app
 from handoff.availability import AgentStatus
 from handoff.client import AgentUnavailable, HandoffClient, InvalidCommand
 from handoff.config import Settings
-from handoff.models import Agent, TakeOver
+from handoff.models import Agent, TakeOver, TimerSettings
 from handoff.store import Store
 from tests.api.helpers import bearer, ok, refused, start
-from tests.helpers import eventually
+from tests.helpers import eventually, new_id
 from workflows.conversation import ConversationWorkflow
 
 TEAM = """
@@ -221,3 +221,21 @@ async def test_the_python_client_sets_and_lists_statuses(team: Team) -> None:
     work = {w.agent.id: w for w in await client.agent_stats([cleo, dev])}
     assert work[cleo.id].manual_assignments == 1 and work[cleo.id].online_seconds > 0
     assert work[dev.id].online_seconds == 0 and work[dev.id].occupancy is None
+
+
+async def test_a_timer_that_returns_a_conversation_to_the_queue_frees_the_slot(team: Team) -> None:
+    """HANDOFF_FIRST_REPLY_SLA_RETURN: the workflow's own timer returns it; the count follows the row."""
+    timers = TimerSettings(first_reply_sla=timedelta(seconds=1), first_reply_sla_return=True)
+    client = HandoffClient(
+        team.handoff.temporal, team.handoff.task_queue, team.store, timers, capacities=team.handoff.capacities
+    )
+    cleo = Agent(id=team.id("cleo"), name="Cleo Park")
+    first, second = new_id(), new_id()
+    for cid in (first, second):
+        await client.start_or_message(cid, "customer-timer", "hello")
+    await client.take_over(first, cleo)
+    with pytest.raises(AgentUnavailable):
+        await client.take_over(second, cleo)
+    await eventually(lambda: team.member("cleo"), lambda m: m["holding"] == 0, what="returned by the timer")
+    await client.take_over(second, cleo)
+    assert (await team.member("cleo"))["holding"] == 1
