@@ -22,6 +22,8 @@ import logging
 import uuid
 from datetime import UTC, datetime
 
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+
 from handoff import presence
 from handoff.agents import AgentDirectory
 from handoff.availability import DEFAULT_CAPACITY, AgentLoad, AgentStatus, Waiting, plan_assignments
@@ -54,17 +56,24 @@ async def change_status(
     return result
 
 
-async def return_held(handoff: HandoffClient, store: Store, agent: Agent) -> int:
-    """Put what `agent` holds back in the queue (they went offline); how many went back. A
-    conversation that changed hands meanwhile is left alone (the workflow refuses the release)."""
-    returned = 0
-    for held in await asyncio.to_thread(store.assigned_to, agent.id):
+async def return_held(handoff: HandoffClient, store: Store, agent: Agent, timeout: float | None = None) -> int:
+    """Put what `agent` holds back in the queue (they went offline), all at once; how many went
+    back. A conversation that changed hands meanwhile is left alone (the workflow refuses the
+    release); one not released within `timeout` is left to a later round of the assigner."""
+
+    async def release(conversation_id: str) -> bool:
         try:
-            await handoff.release(held.conversation_id, agent, offline=True)
-            returned += 1
+            async with asyncio.timeout(timeout):
+                await handoff.release(conversation_id, agent, offline=True)
+            return True
         except HandoffError as refused:
             log.info("Not returned to the queue: %s", refused.message)
-    return returned
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            log.info("Not returned to the queue yet: Temporal did not answer in time")
+        return False
+
+    held = await asyncio.to_thread(store.assigned_to, agent.id)
+    return sum(await asyncio.gather(*(release(c.conversation_id) for c in held)))
 
 
 class Assigner:
@@ -82,9 +91,14 @@ class Assigner:
         self._in_flight: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._assigning: set[asyncio.Task[None]] = set()
+        self._stopping = False
         # Take-overs sent (each one TakeOver update: a billable action) and those that went through.
         self.sent = 0
         self.assigned = 0
+
+    @property
+    def _update_timeout(self) -> float:
+        return self.handoff.slot_stale_after.total_seconds() * TAKE_OVER_SHARE
 
     def wake(self) -> None:
         """Run a round now (a slot freed or an agent came online in this process)."""
@@ -94,7 +108,11 @@ class Assigner:
         self._task = asyncio.create_task(self._run(), name="handoff-assigner")
 
     async def stop(self) -> None:
-        """Stop assigning; take-overs still in flight are abandoned (their slots are healed)."""
+        """Stop assigning; take-overs still in flight are abandoned (their slots are healed).
+
+        The SDK turns a cancelled update into an ordinary exception, so the loop also checks
+        `_stopping`: a round that ends in one is not retried."""
+        self._stopping = True
         for task in [*self._assigning, *([self._task] if self._task else [])]:
             task.cancel()
         for task in [*self._assigning, *([self._task] if self._task else [])]:
@@ -104,11 +122,13 @@ class Assigner:
             await asyncio.to_thread(self.store.release_lease, LEASE, self.holder)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 if await asyncio.to_thread(self.store.take_lease, LEASE, self.holder, LEASE_SECONDS):
                     await self.round()
             except Exception:  # a database or Temporal outage: try again next round
+                if self._stopping:
+                    return
                 log.warning("Assignment round failed; retrying", exc_info=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), ROUND_SECONDS)
@@ -128,10 +148,8 @@ class Assigner:
         async def assign(conversation_id: str, agent: Agent) -> None:
             async with limit:
                 try:
-                    await asyncio.wait_for(
-                        self.handoff.take_over_result(conversation_id, agent, caller_records=True, automatic=True),
-                        self.handoff.slot_stale_after.total_seconds() * TAKE_OVER_SHARE,
-                    )
+                    async with asyncio.timeout(self._update_timeout):
+                        await self.handoff.take_over_result(conversation_id, agent, caller_records=True, automatic=True)
                     self.sent += 1
                     self.assigned += 1
                 except AgentUnavailable as refused:  # refused before any update was sent
@@ -195,4 +213,4 @@ class Assigner:
             # Only an agent who said they are offline: one with no status yet (e.g. holding
             # conversations from before statuses existed) keeps them.
             if count and agent is not None and state is not None and state.status is AgentStatus.OFFLINE:
-                await return_held(self.handoff, self.store, agent)
+                await return_held(self.handoff, self.store, agent, self._update_timeout)

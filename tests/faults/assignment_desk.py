@@ -95,13 +95,16 @@ def check_assignments(store: Store, ids: list[str], directory: AgentDirectory) -
         takeovers[cid] = count
     holding = presence.holding_counts(store)
     assert {a: n for a, n in holding.items() if n} == {a: n for a, n in holder_by_facts.items() if n}
-    assert presence.slots(store) == []
+    assert presence.slots(store) == [], presence.slots(store)
     assert presence.held_counts(store) == {a: n for a, n in holding.items() if n}
     capacities = directory.capacities(5)
     for agent_id, n in holding.items():
         assert n <= capacities.of(agent_id), f"{agent_id} holds {n}, capacity {capacities.of(agent_id)}"
-    # Nothing waits while an online agent has a free slot.
+    # Nothing waits while an online agent has a free slot; an offline agent holds nothing
+    # (HANDOFF_OFFLINE_RETURNS, as `equip` sets it).
     statuses = presence.presences(store)
+    offline_holding = {a: holding.get(a, 0) for a, p in statuses.items() if p.status is AgentStatus.OFFLINE}
+    assert not any(offline_holding.values()), offline_holding
     free = sum(capacities.of(a) - holding.get(a, 0) for a, p in statuses.items() if p.status is AgentStatus.ONLINE)
     still_waiting = sum(1 for c in ids if (s := store.summary(c)) is not None and s.status is Status.WAITING)
     assert free == 0 or still_waiting == 0, (free, still_waiting)
@@ -112,15 +115,16 @@ async def settle(lab: Lab, assigner: Assigner, ids: list[str], directory: AgentD
     """Wait until the desk is at rest (no slot in flight, nothing waiting while a slot is free),
     then check it."""
 
-    def at_rest() -> bool:
+    def not_at_rest() -> str:
+        """Why the desk is not at rest yet ("" once it is), for the failure message."""
         try:
             check_assignments(lab.store, ids, directory)
-        except AssertionError:
-            return False
-        return True
+        except AssertionError as why:
+            return str(why)[:500] or "not yet"
+        return ""
 
-    async def probe() -> bool:
-        return await asyncio.to_thread(at_rest)
+    async def probe() -> str:
+        return await asyncio.to_thread(not_at_rest)
 
-    await wait_until(probe, bool, what, timeout=90)
+    await wait_until(probe, lambda why: why == "", what, timeout=90)
     return await asyncio.to_thread(check_assignments, lab.store, ids, directory)
