@@ -368,6 +368,8 @@ class HandoffClient:
             command = Transfer(agent=agent, to=to, note=note, caller_records=self.records_results)
             return await self._update(conversation_id, ConversationWorkflow.transfer, command, update_id=update_id)
 
+        if to.id == agent.id:
+            return (await send(None)).summary()  # refused by the rules ("already holds"), whoever is online
         return (await self._in_a_slot(conversation_id, to, send, require_online=True)).summary()
 
     async def release(self, conversation_id: str, agent: Agent, *, offline: bool = False) -> ConversationSummary:
@@ -578,28 +580,31 @@ class HandoffClient:
         store = self.store
         if store is None:
             return 0
-        settled = 0
         now = datetime.now(UTC)
-        for stale in await asyncio.to_thread(presence.stale_slots, store, now, agent_id, self.slot_stale_after):
-            handle = self.handle(stale.conversation_id).get_update_handle(stale.update_id, result_type=CommandResult)
-            try:
-                result = await handle.result(rpc_timeout=timedelta(seconds=2))
-            except WorkflowUpdateFailedError:
-                await asyncio.to_thread(presence.settle, store, stale.update_id)
-                settled += 1
-                continue
-            except WorkflowUpdateRPCTimeoutOrCancelledError:
-                continue  # admitted, not yet decided: still counted
-            except RPCError as e:
-                if e.status is RPCStatusCode.NOT_FOUND:
-                    # Never reached the workflow, and never will: the caller that sent it gave up.
-                    await asyncio.to_thread(presence.settle, store, stale.update_id)
-                    settled += 1
-                continue
-            if await self._record(CommandResult.model_validate(result)):
-                await asyncio.to_thread(presence.settle, store, stale.update_id, taken=stale)
-                settled += 1
-        return settled
+        stale = await asyncio.to_thread(presence.stale_slots, store, now, agent_id, self.slot_stale_after)
+        # All at once: each poll may wait its 2 s for an update no worker has decided yet.
+        return sum(await asyncio.gather(*(self._heal(store, slot) for slot in stale)))
+
+    async def _heal(self, store: Store, stale: presence.Slot) -> bool:
+        """One stale slot (see `heal_slots`); whether it was settled."""
+        handle = self.handle(stale.conversation_id).get_update_handle(stale.update_id, result_type=CommandResult)
+        try:
+            result = await handle.result(rpc_timeout=timedelta(seconds=2))
+        except WorkflowUpdateFailedError:
+            await asyncio.to_thread(presence.settle, store, stale.update_id)
+            return True
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            return False  # admitted, not yet decided: still counted
+        except RPCError as e:
+            if e.status is not RPCStatusCode.NOT_FOUND:
+                return False  # Temporal unavailable: ask again later
+            # Never reached the workflow, and never will: the caller that sent it gave up.
+            await asyncio.to_thread(presence.settle, store, stale.update_id)
+            return True
+        if not await self._record(CommandResult.model_validate(result)):
+            return False
+        await asyncio.to_thread(presence.settle, store, stale.update_id, taken=stale)
+        return True
 
     # --- Plumbing.
 
