@@ -375,8 +375,11 @@ class HandoffClient:
     async def release(self, conversation_id: str, agent: Agent, *, offline: bool = False) -> ConversationSummary:
         """The holder puts the conversation back in the Waiting column, where it first asked
         (`offline`: at the front, because they went offline; see HANDOFF_OFFLINE_RETURNS)."""
-        command = Release(agent=agent, offline=offline, caller_records=self.records_results)
-        result = await self._update(conversation_id, ConversationWorkflow.release, command)
+        # The workflow records it too (caller_records=False): a release whose caller gave up
+        # before writing it must still reach the database, or the agent would count it for ever.
+        result = await self._update(
+            conversation_id, ConversationWorkflow.release, Release(agent=agent, offline=offline)
+        )
         if self.records_results:
             await self._record(result)  # the agent's slot frees as soon as it is written
         return result.summary()
