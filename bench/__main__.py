@@ -152,6 +152,11 @@ def main(argv: list[str] | None = None) -> None:
 
         assist.main(argv[1:])
         return
+    if argv[:1] == ["routing"]:  # issue 10: automatic assignment's delay and cost
+        from bench import routing
+
+        routing.main(argv[1:])
+        return
     if argv[:1] == ["stats"]:  # the statistics and UI reads at a million conversations: PostgreSQL only
         from bench import stats
 

@@ -16,6 +16,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from handoff.availability import Capacities
 from handoff.models import Agent
 
 DEMO_AGENTS_FILE = Path(__file__).with_name("demo_agents.toml")
@@ -35,6 +36,8 @@ class AgentEntry:
     id: str
     name: str
     token: str
+    # Issue 10: conversations this agent may hold at once (None: HANDOFF_AGENT_CAPACITY).
+    max_conversations: int | None = None
 
     @property
     def agent(self) -> Agent:
@@ -94,7 +97,14 @@ class AgentDirectory:
                 Agent(id=str(values["id"]), name=str(values["name"]))
             except ValueError as e:
                 raise AgentsFileError(f"agents file {path}: agent #{number}: {e}") from e
-            entries.append(AgentEntry(id=str(values["id"]), name=str(values["name"]), token=token))
+            capacity = table.get("max_conversations") if isinstance(table, dict) else None
+            if capacity is not None and (not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1):
+                raise AgentsFileError(
+                    f"agents file {path}: agent #{number}'s max_conversations must be a whole number of at least 1"
+                )
+            entries.append(
+                AgentEntry(id=str(values["id"]), name=str(values["name"]), token=token, max_conversations=capacity)
+            )
         try:
             return cls(entries, source=path)
         except AgentsFileError as e:
@@ -113,6 +123,10 @@ class AgentDirectory:
     @property
     def is_demo(self) -> bool:
         return self.source == DEMO_AGENTS_FILE
+
+    def capacities(self, default: int) -> Capacities:
+        """How many conversations each agent may hold: their `max_conversations`, else `default`."""
+        return Capacities(default, {e.id: e.max_conversations for e in self.agents if e.max_conversations is not None})
 
     def by_id(self, agent_id: str) -> Agent | None:
         entry = next((e for e in self.agents if e.id == agent_id), None)

@@ -9,22 +9,26 @@ HTTP statuses or messages: `ConversationNotFound`, `ConversationClosed`,
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from handoff import search_attributes
+from handoff import presence, search_attributes
+from handoff.availability import AgentStatus, Capacities
 from handoff.config import Settings
 from handoff.connection import connect_temporal
 from handoff.lifecycle import CLOSED_MESSAGE, MAX_CUSTOMER_ID_CHARS, Rejected, RejectionCode, check_text
@@ -39,6 +43,7 @@ from handoff.models import (
     CustomerMessage,
     HandBack,
     Outcome,
+    RecordBatch,
     Release,
     RequestHuman,
     Status,
@@ -95,6 +100,15 @@ class InvalidTransferTarget(HandoffError):
     """A transfer to the agent who already holds the conversation, or to no known agent."""
 
 
+class AgentUnavailable(HandoffError):
+    """Issue 10: the agent cannot take one more conversation now (`code`: at_capacity, not_online);
+    the message says why ("Ben Stone is at capacity (5 of 5)")."""
+
+    def __init__(self, message: str, code: str = "at_capacity") -> None:
+        super().__init__(message)
+        self.code = code
+
+
 ERRORS_BY_CODE: dict[str, type[HandoffError]] = {
     RejectionCode.CLOSED: ConversationClosed,
     RejectionCode.HELD_BY_OTHER: ConversationHeld,
@@ -124,9 +138,13 @@ class HandoffClient:
         handover_summaries: bool = False,
         assistant: Assistant | None = None,
         rewriter: Rewriter | None = None,
+        capacities: Capacities | None = None,
+        slot_stale_after: timedelta = presence.STALE_SLOT,
     ) -> None:
         """`assistant`: how suggestions are made (the default knowledge base, with embeddings, if
-        None); `rewriter`: the team's language model for them (none if None)."""
+        None); `rewriter`: the team's language model for them (none if None); `capacities`: how
+        many conversations each agent may hold (issue 10; needs `store`, where the counts are
+        read; None: no limit, as before)."""
         self.temporal = client
         self.task_queue = task_queue
         self.store = store
@@ -134,6 +152,10 @@ class HandoffClient:
         self.handover_summaries = handover_summaries
         self._assistant = assistant
         self.rewriter = rewriter
+        self.capacities = capacities
+        # Every caller of a take-over gives up on it before this (the API after
+        # HANDOFF_API_TEMPORAL_TIMEOUT, the assigner after 60% of it): see `heal_slots`.
+        self.slot_stale_after = slot_stale_after
 
     @property
     def assistant(self) -> Assistant:
@@ -146,6 +168,7 @@ class HandoffClient:
 
     @classmethod
     async def connect(cls, settings: Settings | None = None, store: Store | None = None) -> HandoffClient:
+        from handoff.agents import AgentDirectory
         from handoff.assist import Assistant
         from handoff.bot import KnowledgeBaseBot
         from handoff.llm import rewriter_from_settings
@@ -156,6 +179,7 @@ class HandoffClient:
             settings.task_queue,
             store,
             settings.timers(),
+            capacities=AgentDirectory.from_settings(settings.agents_file).capacities(settings.agent_capacity),
             handover_summaries=settings.handover_summary,
             assistant=Assistant(
                 KnowledgeBaseBot.from_file(settings.knowledge_base), embeddings=settings.assist_embeddings
@@ -297,10 +321,17 @@ class HandoffClient:
     # its read side), so the workflow records them later, as the backstop, not at once.
 
     async def take_over_result(
-        self, conversation_id: str, agent: Agent, *, caller_records: bool = False
+        self, conversation_id: str, agent: Agent, *, caller_records: bool = False, automatic: bool = False
     ) -> CommandResult:
-        command = TakeOver(agent=agent, caller_records=caller_records)
-        return await self._update(conversation_id, ConversationWorkflow.take_over, command)
+        """With `capacities`, a slot of the agent's is reserved first (`AgentUnavailable` when
+        they are at capacity) and the result is recorded here. `automatic`: automatic
+        assignment's take-over (only from Waiting; the note says so)."""
+
+        async def send(update_id: str | None) -> CommandResult:
+            command = TakeOver(agent=agent, caller_records=caller_records or self.records_results, automatic=automatic)
+            return await self._update(conversation_id, ConversationWorkflow.take_over, command, update_id=update_id)
+
+        return await self._in_a_slot(conversation_id, agent, send, automatic=automatic, require_online=automatic)
 
     async def reply_result(
         self, conversation_id: str, agent: Agent, text: str, *, caller_records: bool = False
@@ -328,16 +359,30 @@ class HandoffClient:
     async def transfer(
         self, conversation_id: str, agent: Agent, to: Agent, note: str | None = None
     ) -> ConversationSummary:
-        """The holder `agent` gives the conversation to `to`; `note` is internal (agents only)."""
+        """The holder `agent` gives the conversation to `to`; `note` is internal (agents only).
+        With `capacities`, `to` must be online with a free slot (`AgentUnavailable` otherwise)."""
         if note is not None:
             _check(lambda: check_text(note, "the note"))
-        return await self._update(
-            conversation_id, ConversationWorkflow.transfer, Transfer(agent=agent, to=to, note=note)
-        )
 
-    async def release(self, conversation_id: str, agent: Agent) -> ConversationSummary:
-        """The holder puts the conversation back in the Waiting column, where it first asked."""
-        return await self._update(conversation_id, ConversationWorkflow.release, Release(agent=agent))
+        async def send(update_id: str | None) -> CommandResult:
+            command = Transfer(agent=agent, to=to, note=note, caller_records=self.records_results)
+            return await self._update(conversation_id, ConversationWorkflow.transfer, command, update_id=update_id)
+
+        if to.id == agent.id:
+            return (await send(None)).summary()  # refused by the rules ("already holds"), whoever is online
+        return (await self._in_a_slot(conversation_id, to, send, require_online=True)).summary()
+
+    async def release(self, conversation_id: str, agent: Agent, *, offline: bool = False) -> ConversationSummary:
+        """The holder puts the conversation back in the Waiting column, where it first asked
+        (`offline`: at the front, because they went offline; see HANDOFF_OFFLINE_RETURNS)."""
+        # The workflow records it too (caller_records=False): a release whose caller gave up
+        # before writing it must still reach the database, or the agent would count it for ever.
+        result = await self._update(
+            conversation_id, ConversationWorkflow.release, Release(agent=agent, offline=offline)
+        )
+        if self.records_results:
+            await self._record(result)  # the agent's slot frees as soon as it is written
+        return result.summary()
 
     async def add_note(self, conversation_id: str, agent: Agent, text: str) -> ConversationSummary:
         """An internal note, shown to agents and never to the customer."""
@@ -418,6 +463,151 @@ class HandoffClient:
     async def result(self, conversation_id: str) -> ConversationSummary:
         """Wait for the conversation to complete; its final summary."""
         return await self._call(conversation_id, self.handle(conversation_id).result())
+
+    # --- Issue 10: agents at work (docs/agents.md). Database only, but for offline returns.
+
+    def _agents_store(self) -> Store:
+        if self.store is None:
+            raise HandoffError("agents' status and counts are kept in the database: give the client a store")
+        return self.store
+
+    async def set_status(
+        self, agent: Agent, status: AgentStatus | str, *, offline_returns: bool = False
+    ) -> presence.Presence:
+        """Set `agent`'s status (online, away, offline); going offline with `offline_returns` puts
+        what they hold back in the Waiting column, at the front, each with a note."""
+        from handoff.assignment import change_status
+
+        try:
+            status = AgentStatus(status)
+        except ValueError:
+            allowed = ", ".join(s.value for s in AgentStatus)
+            raise InvalidCommand(f"unknown status {status!r}; use one of: {allowed}") from None
+        return await change_status(self, self._agents_store(), agent, status, offline_returns=offline_returns)
+
+    async def agents(self, agents: list[Agent]) -> list[presence.AtWork]:
+        """These agents with status, conversations held and capacity (as `GET /agents`)."""
+        return await asyncio.to_thread(presence.team, self._agents_store(), agents, self.capacities or Capacities())
+
+    async def agent_stats(
+        self, agents: list[Agent], since: datetime | None = None, until: datetime | None = None
+    ) -> list[presence.AgentWork]:
+        """Per agent: time online, occupancy, assignments automatic and manual (as `GET /stats/agents`)."""
+        return await asyncio.to_thread(
+            presence.work_stats, self._agents_store(), agents, self.capacities or Capacities(), since, until
+        )
+
+    # --- Issue 10: capacity. Where the counts live and why they cannot drift: handoff/presence.py.
+
+    @property
+    def records_results(self) -> bool:
+        """Whether this client writes the facts of the commands that change who holds what
+        (take-over, transfer, release) itself, at once: it does when it enforces capacity, whose
+        counts are read from the conversations' rows."""
+        return self.capacities is not None and self.store is not None
+
+    async def _in_a_slot(
+        self,
+        conversation_id: str,
+        agent: Agent,
+        send: Callable[[str | None], Awaitable[CommandResult]],
+        *,
+        automatic: bool = False,
+        require_online: bool = False,
+    ) -> CommandResult:
+        """Send a command that gives `agent` the conversation within a slot reserved for it.
+
+        The slot is reserved under the agent's lock before the update is sent (so concurrent
+        take-overs are counted one after another), and deleted once the outcome is known: at once
+        when the workflow refuses, after the facts are written when it accepts. Any other end (a
+        timeout, an outage, this process dying) leaves the slot, counted, until `heal_slots`
+        learns the update's outcome."""
+        store, capacities = self.store, self.capacities
+        if store is None or capacities is None:
+            return await send(None)
+        await self.heal_slots(agent.id)
+        update_id = uuid.uuid4().hex
+        try:
+            reserved = await asyncio.to_thread(
+                presence.reserve,
+                store,
+                agent,
+                conversation_id,
+                update_id,
+                capacities.of(agent.id),
+                automatic=automatic,
+                require_online=require_online,
+            )
+        except presence.SlotRefused as refused:
+            raise AgentUnavailable(refused.message, refused.code) from None
+        if not reserved:
+            result = await send(update_id)  # the agent holds it already: nothing to count
+            await self._record(result)
+            return result
+        try:
+            result = await send(update_id)
+        except HandoffError:
+            await asyncio.to_thread(presence.settle, store, update_id)  # refused: nothing changed
+            raise
+        await self._settle(presence.Slot(update_id, agent.id, conversation_id, datetime.now(UTC), automatic), result)
+        return result
+
+    async def _settle(self, slot: presence.Slot, result: CommandResult) -> None:
+        """Write a command's facts, then free the slot (the row now counts the conversation). If
+        the write fails, the slot stays until a later `heal_slots` writes them."""
+        assert self.store is not None
+        if await self._record(result):
+            await asyncio.to_thread(presence.settle, self.store, slot.update_id, taken=slot)
+
+    async def _record(self, result: CommandResult) -> bool:
+        if self.store is None:
+            return False
+        if not result.facts:
+            return True
+        try:
+            await asyncio.to_thread(self.store.record, RecordBatch(summary=result.summary(), facts=result.facts))
+        except SQLAlchemyError as error:
+            logging.getLogger("handoff.client").warning(
+                "Database error (%s): the workflow's recorder writes these facts", type(error).__name__
+            )
+            return False
+        return True
+
+    async def heal_slots(self, agent_id: str | None = None) -> int:
+        """Settle the slots older than `slot_stale_after` whose take-over's outcome was lost, by
+        asking Temporal for the update's outcome by its id (a poll, not a billable action): not
+        found or refused, the slot goes; carried out, its facts are written and the slot goes;
+        still undecided (admitted, no worker yet), it stays. "Not found" is final because every
+        caller stops sending (and retrying) an update before its slot is that old. How many
+        were settled."""
+        store = self.store
+        if store is None:
+            return 0
+        now = datetime.now(UTC)
+        stale = await asyncio.to_thread(presence.stale_slots, store, now, agent_id, self.slot_stale_after)
+        # All at once: each poll may wait its 2 s for an update no worker has decided yet.
+        return sum(await asyncio.gather(*(self._heal(store, slot) for slot in stale)))
+
+    async def _heal(self, store: Store, stale: presence.Slot) -> bool:
+        """One stale slot (see `heal_slots`); whether it was settled."""
+        handle = self.handle(stale.conversation_id).get_update_handle(stale.update_id, result_type=CommandResult)
+        try:
+            result = await handle.result(rpc_timeout=timedelta(seconds=2))
+        except WorkflowUpdateFailedError:
+            await asyncio.to_thread(presence.settle, store, stale.update_id)
+            return True
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            return False  # admitted, not yet decided: still counted
+        except RPCError as e:
+            if e.status is not RPCStatusCode.NOT_FOUND:
+                return False  # Temporal unavailable: ask again later
+            # Never reached the workflow, and never will: the caller that sent it gave up.
+            await asyncio.to_thread(presence.settle, store, stale.update_id)
+            return True
+        if not await self._record(CommandResult.model_validate(result)):
+            return False
+        await asyncio.to_thread(presence.settle, store, stale.update_id, taken=stale)
+        return True
 
     # --- Plumbing.
 

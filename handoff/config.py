@@ -7,10 +7,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from handoff import TASK_QUEUE
+from handoff.availability import DEFAULT_CAPACITY, AssignmentMode
 from handoff.bot import DEFAULT_KNOWLEDGE_BASE
 from handoff.models import TimerSettings
 
@@ -111,6 +112,13 @@ class Settings(BaseSettings):
     llm_timeout: float = 10.0
     # How long after an agent closed a conversation its customer may rate it.
     rating_window: Duration = timedelta(hours=24)
+    # Issue 10, agents at work (docs/agents.md): conversations an agent may hold at once (the agents
+    # file's `max_conversations` overrides it per agent); `manual` (agents take conversations from
+    # the Waiting column) or `auto` (each is given to an online agent with a free slot); whether an
+    # agent going offline puts what they hold back in the queue.
+    agent_capacity: Annotated[int, Field(ge=1, le=1_000_000)] = DEFAULT_CAPACITY
+    assignment: AssignmentMode = AssignmentMode.MANUAL
+    offline_returns: bool = False
 
     def timers(self) -> TimerSettings:
         """The timers a new conversation starts with (a zero duration is off)."""

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from handoff import handover
+from handoff.availability import automatic_joined_note, offline_note
 from handoff.models import (
     AddNote,
     Agent,
@@ -288,6 +289,14 @@ class Conversation:
                         f"the conversation is held by {s.agent.name}",
                         holder=s.agent,
                     )
+                if command.automatic and s.status is not Status.WAITING:
+                    # Automatic assignment serves the Waiting column only: a conversation taken
+                    # (or handed back) since the assigner read the column is left alone.
+                    raise Rejected(
+                        RejectionCode.WRONG_STATUS,
+                        f"the conversation is no longer waiting (status {s.status.value})",
+                        holder=s.agent,
+                    )
             case AgentReply(agent=agent, text=text):
                 self._check_holder(agent, "reply")
                 check_text(text, "the reply")
@@ -369,7 +378,8 @@ class Conversation:
                 s.waiting_since = None
                 s.bot_queue = []
                 self._fact(FactKind.TAKEN_OVER, now, agent=agent, cause=self._cause(command, "taken_over"))
-                self._note(joined_note(agent), now, agent, cause=self._cause(command, "note"))
+                joined = automatic_joined_note(agent.name) if command.automatic else joined_note(agent)
+                self._note(joined, now, agent, cause=self._cause(command, "note"))
                 self._handover_summary(agent, now, cause=self._cause(command, "summary"))
             case AgentReply(agent=agent, text=text):
                 self._entry(EntryKind.AGENT, agent.name, text, now, agent=agent, cause=self._cause(command, "message"))
@@ -412,6 +422,8 @@ class Conversation:
                 self._note(transferred_note(agent, to), now, agent, cause=fact_cause(command, "note"))
                 if note is not None:
                     self._internal(agent, note, now, cause=fact_cause(command, "internal"))
+            case Release(agent=agent, offline=True):
+                self._release(agent, offline_note(agent.name), now, command, front=True)
             case Release(agent=agent):
                 self._release(agent, released_note(agent), now, command)
             case AddNote(agent=agent, text=text):

@@ -113,6 +113,9 @@ class AgentCommand(Model):
 class TakeOver(AgentCommand):
     kind: Literal["take_over"] = "take_over"
     agent: Agent
+    # Issue 10: given by automatic assignment (HANDOFF_ASSIGNMENT=auto): only from Waiting, and its
+    # note says so. False by default, so the take-overs of saved histories replay as they ran.
+    automatic: bool = False
 
 
 class AgentReply(AgentCommand):
@@ -146,6 +149,9 @@ class Release(AgentCommand):
 
     kind: Literal["release"] = "release"
     agent: Agent
+    # Issue 10: the holder went offline (HANDOFF_OFFLINE_RETURNS=true): back at the front of the
+    # queue, with a note saying why. False by default, so saved histories replay as they ran.
+    offline: bool = False
 
 
 class AddNote(AgentCommand):

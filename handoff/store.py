@@ -296,6 +296,55 @@ conversation_agents = sa.Table(
     sa.Index("ix_conversation_agents_conversation", "conversation_id"),
 )
 
+# --- Agents at work (issue 10; handoff/presence.py): status, slots being taken, assignments.
+
+agent_presence = sa.Table(
+    "agent_presence",
+    metadata,
+    # An agent's status (online, away, offline; no row: offline), kept across restarts. The row is
+    # also what a take-over locks while it counts the agent's conversations (see handoff/presence.py).
+    sa.Column("agent_id", sa.String(200), primary_key=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("changed_at", UTCDateTime),  # None: the status was never set (a row made to be locked)
+    # The agent's last assignment (automatic assignment's tie-break: idle longest first).
+    sa.Column("last_assigned_at", UTCDateTime),
+)
+
+agent_status_log = sa.Table(
+    "agent_status_log",
+    metadata,
+    # Every status change: the statistics' time online and occupancy.
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("agent_id", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_agent_status_log_agent_at", "agent_id", "at"),
+)
+
+agent_slots = sa.Table(
+    "agent_slots",
+    metadata,
+    # A take-over (or transfer) in flight: a slot of the agent's capacity reserved before the
+    # update is sent, removed once its outcome is known (and recorded). Keyed by the update id.
+    sa.Column("update_id", sa.String(64), primary_key=True),
+    sa.Column("agent_id", sa.String(200), nullable=False, index=True),
+    sa.Column("conversation_id", sa.String(100), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("automatic", sa.Boolean, nullable=False),
+)
+
+assignments = sa.Table(
+    "assignments",
+    metadata,
+    # Every take-over or transfer that went through, automatic or manual (statistics), by update id.
+    sa.Column("update_id", sa.String(64), primary_key=True),
+    sa.Column("agent_id", sa.String(200), nullable=False),
+    sa.Column("conversation_id", sa.String(100), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("automatic", sa.Boolean, nullable=False),
+    sa.Index("ix_assignments_agent_at", "agent_id", "at"),
+)
+
 PUSH_CHANNEL = "handoff_events"
 """The PostgreSQL NOTIFY channel a committed event wakes the API processes' listeners on."""
 

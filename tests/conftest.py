@@ -29,6 +29,9 @@ from worker import build_worker
 
 # Every client, worker and subprocess of the test run encrypts payloads with the fixed test key.
 os.environ["HANDOFF_ENCRYPTION_KEYS"] = TEST_KEYS
+# Issue 10: most tests have one demo agent take many conversations; capacity has tests of its own
+# (tests/api/test_capacity.py, which sets its agents' capacity in their agents file).
+os.environ.setdefault("HANDOFF_AGENT_CAPACITY", "100000")
 
 POSTGRES_URL = os.environ.get("HANDOFF_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", "postgresql"]

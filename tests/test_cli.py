@@ -307,6 +307,8 @@ class Up:
 
     def launch(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HANDOFF_")}
+        # But the tests' agent capacity (tests/conftest.py): the browser tests' agents take many.
+        env["HANDOFF_AGENT_CAPACITY"] = os.environ.get("HANDOFF_AGENT_CAPACITY", "5")
         args = ["--port", str(self.api), "--temporal-port", str(self.temporal), "--ui-port", str(self.ui)]
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(

@@ -53,12 +53,28 @@ async def test_an_agent_transfers_notes_and_releases_from_the_command_line(
     refused(await cli(env, "note", cid, " ", "--as", "bob"), "the note is empty")
     assert (await handoff.summary(cid)).agent == ALICE
 
+    refused(await cli(env, "transfer", cid, "--as", "alice", "--to", "bob"), "Bob Stone is offline")
+    online = await asyncio.to_thread(CliRunner().invoke, app, ["agents", "status", "online", "--as", "bob"], env=env)
+    assert online.exit_code == 0 and "Bob Stone (bob) is online" in online.output, online.output
     done = await cli(env, "transfer", cid, "--as", "alice", "--to", "bob", "--note", "VIP")
     assert done.exit_code == 0 and "held by Bob Stone (bob)" in done.output, done.output
     done = await cli(env, "note", cid, "call back tomorrow", "--as", "alice")
     assert done.exit_code == 0, done.output
     done = await cli(env, "release", cid, "--as", "bob")
     assert done.exit_code == 0 and f"Conversation {cid}: waiting." in done.output, done.output
+
+    listed = await asyncio.to_thread(CliRunner().invoke, app, ["agents", "list"], env=env)
+    assert listed.exit_code == 0, listed.output
+    bob = [cell.strip() for cell in next(line for line in listed.output.splitlines() if "Bob Stone" in line).split("│")]
+    assert bob[2:6] == ["bob", "online", "0", "100000"], listed.output  # tests/conftest.py's capacity
+    work = await asyncio.to_thread(CliRunner().invoke, app, ["agents", "stats"], env=env)
+    assert work.exit_code == 0 and "Occupancy" in work.output, work.output
+    bob_work = [
+        cell.strip() for cell in next(line for line in work.output.splitlines() if "Bob Stone" in line).split("│")
+    ]
+    assert bob_work[6:8] == ["0", "1"], work.output  # the transfer to Bob: a manual assignment
+    bad = await asyncio.to_thread(CliRunner().invoke, app, ["agents", "status", "busy", "--as", "bob"], env=env)
+    assert bad.exit_code == 2 and "busy" in bad.output, bad.output
 
     transcript = await handoff.transcript(cid)
     assert [e.text for e in transcript if e.kind is EntryKind.INTERNAL] == ["VIP", "call back tomorrow"]

@@ -31,6 +31,8 @@ def test_there_are_histories_of_every_kind() -> None:
     assert {"read_side__reference_conversation", "read_side__continued_as_new"} <= names
     # Issue 8, cost: customer messages and requests as updates, search attributes at the close only.
     assert {"cost__reference_conversation", "cost__continued_as_new"} <= names
+    # Issue 10: automatic assignment's take-overs and an offline agent's release.
+    assert "agents_at_work" in names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)

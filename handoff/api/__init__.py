@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -23,7 +24,9 @@ from handoff.api.docs import ASSETS_URL, install_docs
 from handoff.api.errors import BodyLimit, NoStore, install_error_handlers
 from handoff.api.pages import install_pages
 from handoff.api.routes import agents, assist, customer, events, history, live, metrics, people, session, team
+from handoff.assignment import Assigner
 from handoff.assist import Assistant
+from handoff.availability import AssignmentMode
 from handoff.bot import KnowledgeBaseBot
 from handoff.client import HandoffClient
 from handoff.codec_server import codec_router
@@ -32,6 +35,7 @@ from handoff.connection import connect_temporal
 from handoff.customer_tokens import CustomerTokens, load_secret
 from handoff.llm import rewriter_from_settings
 from handoff.metrics import ApiMetrics, RequestMetrics
+from handoff.presence import STALE_SLOT
 from handoff.store import Store
 from handoff.telemetry import tracer_from_environment
 from handoff.webhooks import start_webhooks
@@ -47,7 +51,8 @@ def create_app(
     tracer: Any | None = None,
 ) -> FastAPI:
     """The API app. Without `client`/`store` it connects to Temporal (lazily, so it starts even
-    while Temporal is down and answers 503 until it is back) and opens the database at start-up.
+    while Temporal is down and answers 503 until it is back) and opens the database at start-up;
+    its own client enforces the agents' capacity, a given `client` its own `capacities` (if any).
     `tracer` (default: the OTLP one the environment configures, if any) traces each request into
     the workflows and activities it reaches (handoff/telemetry.py)."""
     settings = settings or Settings()
@@ -73,6 +78,10 @@ def create_app(
                 settings.task_queue,
                 timers=settings.timers(),
                 handover_summaries=settings.handover_summary,
+                # Issue 10: take-overs and transfers count against the agent's capacity; a slot is
+                # healed only once its sender gave up (see HandoffClient.heal_slots).
+                capacities=agent_directory.capacities(settings.agent_capacity),
+                slot_stale_after=max(STALE_SLOT, 2 * timedelta(seconds=settings.api_temporal_timeout)),
             )
         if s.store is None:
             s.store = Store(settings.database_url)
@@ -80,9 +89,14 @@ def create_app(
             # Long conversations hold only recent entries; older ones are read from here.
             s.client.store = s.store
         deliverer = await start_webhooks(settings, s.store, _app)
+        if settings.assignment is AssignmentMode.AUTO:
+            s.assigner = Assigner(s.client, s.store, agent_directory, offline_returns=settings.offline_returns)
+            s.assigner.start()
         try:
             yield
         finally:
+            if s.assigner is not None:
+                await s.assigner.stop()
             if deliverer is not None:
                 await deliverer.stop()
             hub = getattr(_app.state, "push_hub", None)

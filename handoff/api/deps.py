@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -26,6 +26,9 @@ from handoff.config import Settings
 from handoff.customer_tokens import CustomerTokens
 from handoff.models import Agent
 from handoff.store import Store
+
+if TYPE_CHECKING:
+    from handoff.assignment import Assigner
 
 T = TypeVar("T")
 log = logging.getLogger("handoff.api")
@@ -56,6 +59,8 @@ class Services:
     sessions: AgentSessions
     client: HandoffClient | None = None
     store: Store | None = None
+    # Issue 10: the automatic assigner, when HANDOFF_ASSIGNMENT=auto (see handoff/assignment.py).
+    assigner: Assigner | None = None
 
     @property
     def handoff(self) -> HandoffClient:

@@ -18,8 +18,14 @@ from __future__ import annotations
 
 import typer
 
-from handoff.cli import conversations, db, demo, parts, people, stats, up
+from handoff.cli import agents, conversations, db, demo, parts, people, stats, up
 from handoff.cli.main import app, conversations_app
+
+agents_app = typer.Typer(help="The team at work: status, conversations held, capacity.", no_args_is_help=True)
+agents_app.command("list")(agents.list_agents)
+agents_app.command("status")(agents.set_status)
+agents_app.command("stats")(agents.agent_stats)
+app.add_typer(agents_app, name="agents")
 
 db_app = typer.Typer(help="The project database: schema migrations.", no_args_is_help=True)
 db_app.command("upgrade")(db.upgrade)

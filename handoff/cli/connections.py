@@ -44,10 +44,11 @@ def open_store(settings: Settings, *, create: bool = False) -> Iterator[Store]:
         store.close()
 
 
-async def connect(settings: Settings) -> HandoffClient:
-    """The Handoff client (with the data converter for `settings`' keys), or a message naming the address."""
+async def connect(settings: Settings, store: Store | None = None) -> HandoffClient:
+    """The Handoff client (with the data converter for `settings`' keys), or a message naming the
+    address. With `store`, it enforces the agents' capacity (issue 10) as the API does."""
     try:
-        return await HandoffClient.connect(settings)
+        return await HandoffClient.connect(settings, store)
     except RuntimeError as e:
         fail(f"cannot reach Temporal at {settings.temporal_address} (set HANDOFF_TEMPORAL_ADDRESS): {reason(e)}")
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from handoff.agents import AgentDirectory
-from handoff.cli.connections import connect
+from handoff.cli.connections import connect, open_store
 from handoff.cli.main import console, fail, run
 from handoff.config import Settings
 from handoff.models import Agent, ConversationSummary
@@ -20,7 +20,7 @@ AgentOption = Annotated[str, typer.Option("--as", help="The id of the agent acti
 ConversationArgument = Annotated[str, typer.Argument(help="The conversation id.")]
 
 
-def _agent(settings: Settings, agent_id: str) -> Agent:
+def agent_by_id(settings: Settings, agent_id: str) -> Agent:
     agent = AgentDirectory.from_settings(settings.agents_file).by_id(agent_id)
     if agent is None:
         fail(f"no agent {agent_id!r} in the agents file")
@@ -42,9 +42,10 @@ def transfer(
 
     async def main() -> None:
         settings = Settings()
-        agent, target = _agent(settings, agent_id), _agent(settings, to)
-        handoff = await connect(settings)
-        _print(await handoff.transfer(conversation_id, agent, target, note))
+        agent, target = agent_by_id(settings, agent_id), agent_by_id(settings, to)
+        with open_store(settings) as store:  # the target's capacity and status are read there
+            handoff = await connect(settings, store)
+            _print(await handoff.transfer(conversation_id, agent, target, note))
 
     run(main)
 
@@ -54,9 +55,10 @@ def release(conversation_id: ConversationArgument, agent_id: AgentOption) -> Non
 
     async def main() -> None:
         settings = Settings()
-        agent = _agent(settings, agent_id)
-        handoff = await connect(settings)
-        _print(await handoff.release(conversation_id, agent))
+        agent = agent_by_id(settings, agent_id)
+        with open_store(settings) as store:  # the slot it frees is counted there
+            handoff = await connect(settings, store)
+            _print(await handoff.release(conversation_id, agent))
 
     run(main)
 
@@ -70,7 +72,7 @@ def note(
 
     async def main() -> None:
         settings = Settings()
-        agent = _agent(settings, agent_id)
+        agent = agent_by_id(settings, agent_id)
         handoff = await connect(settings)
         _print(await handoff.add_note(conversation_id, agent, text))
 

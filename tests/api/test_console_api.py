@@ -95,7 +95,9 @@ async def test_team_lists_every_agent_with_their_load(api: httpx.AsyncClient) ->
     assert set(members) == {"alice", "bob"}
     mine = await ok(api.get("/live/mine", headers=ALICE))
     assert members["alice"]["holding"] == len(mine["conversations"])
-    assert members["bob"]["status"] is None  # agent status comes with a later issue
+    # Issue 10: status (offline until set) and capacity (tests/conftest.py's HANDOFF_AGENT_CAPACITY).
+    assert members["bob"]["status"] in {"online", "away", "offline"}
+    assert members["bob"]["capacity"] == 100000
     await refused(api.get("/team"), 401)
 
 

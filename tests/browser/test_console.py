@@ -248,6 +248,22 @@ async def test_two_agents_take_over_at_once(new_page: NewPage, up: Up, alice: Pa
     assert loser[1] != winner[1]
 
 
+async def test_the_team_tab_shows_status_and_capacity_and_sets_my_own(up: Up, bob: Page) -> None:
+    """Issue 10: every agent's status, conversations held and capacity; Bob sets his own status,
+    and the API (what other agents and automatic assignment read) has it."""
+    await bob.get_by_role("link", name="Team").click()
+    row = bob.locator("#team-rows tr[data-agent='bob']")
+    await expect(row.locator("td")).to_have_count(3, timeout=SEEN)
+    await expect(row.locator("td").nth(2)).to_have_text("100000")  # tests/conftest.py's HANDOFF_AGENT_CAPACITY
+    await bob.get_by_label("My status").select_option("away")
+    await expect(row.locator("td").first).to_have_text("away", timeout=SEEN)
+    async with httpx.AsyncClient(base_url=up.url, headers={"Authorization": f"Bearer {ALICE[0]}"}) as http:
+        listed = (await http.get("/agents")).json()["agents"]
+    assert {m["agent"]["id"]: m["status"] for m in listed}["bob"] == "away"
+    await bob.get_by_label("My status").select_option("online")
+    await expect(row.locator("td").first).to_have_text("online", timeout=SEEN)
+
+
 async def assist_totals(up: Up) -> dict[str, int]:
     """Alice's suggestion figures from `GET /stats/assist`."""
     async with httpx.AsyncClient(base_url=up.url) as http:

@@ -55,6 +55,7 @@ NOTHING_TO_NEGATE = {
     "GET /session",
     "DELETE /session",
     "GET /team",
+    "GET /agents",
 }
 
 

@@ -19,9 +19,12 @@ router = APIRouter(tags=["agent"])
 
 @router.post("/conversations/{conversation_id}/takeover", responses=AGENT_ERRORS)
 async def take_over(conversation_id: str, agent: CurrentAgent, s: ServicesDep) -> ConversationSummary:
-    """Take the conversation (from the bot or the Waiting column); 409 if another agent holds it."""
+    """Take the conversation (from the bot or the Waiting column); 409 if another agent holds it
+    or the caller is at capacity. It makes the caller online."""
     check_id(conversation_id)
     result = await s.temporal(s.handoff.take_over_result(conversation_id, agent, caller_records=True), command=True)
+    if s.handoff.records_results:
+        return result.summary()  # written by the client, before it freed the slot
     return await record_command(s, result)
 
 

@@ -22,8 +22,8 @@ router = APIRouter()
 async def transfer(
     conversation_id: str, body: TransferRequest, agent: CurrentAgent, s: ServicesDep
 ) -> ConversationSummary:
-    """The holder gives the conversation to another agent (409 if that agent does not exist or
-    already holds it); the optional note is internal."""
+    """The holder gives the conversation to another agent (409 if that agent does not exist,
+    already holds it, is not online or is at capacity); the optional note is internal."""
     check_id(conversation_id)
     target = s.agents.by_id(body.agent_id)
     if target is None:

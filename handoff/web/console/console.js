@@ -744,7 +744,7 @@ function openTransfer(id) {
   const select = $("transfer-agent");
   fill(
     select,
-    state.team.filter((m) => m.agent.id !== state.me.id).map((m) => el("option", { value: m.agent.id }, `${m.agent.name} (${m.holding} held)`)),
+    state.team.filter((m) => m.agent.id !== state.me.id).map((m) => el("option", { value: m.agent.id }, `${m.agent.name} (${m.status}, ${m.holding} of ${m.capacity})`)),
   );
   dialog("transfer-dialog", async (data) => {
     const note = String(data.get("note") || "").trim();
@@ -845,16 +845,30 @@ async function loadTeam() {
         "tr",
         { "data-agent": m.agent.id },
         el("th", { scope: "row" }, m.agent.name, m.agent.id === state.me.id ? " (you)" : ""),
-        el("td", { class: m.status ? "" : "muted" }, m.status || "not tracked yet"),
+        el("td", { class: `status-${m.status}` }, m.status),
         el("td", {}, String(m.holding)),
+        el("td", {}, String(m.capacity)),
       ),
     ),
   );
+  const mine = data.members.find((m) => m.agent.id === state.me.id);
+  if (mine) $("my-status").value = mine.status;
   const filter = $("history-agent");
   const chosen = filter.value;
   fill(filter, el("option", { value: "" }, "Any"), data.members.map((m) => el("option", { value: m.agent.id }, m.agent.name)));
   filter.value = chosen;
 }
+
+$("my-status").addEventListener("change", async (event) => {
+  try {
+    const me = await api("PUT", "/agents/me/status", { status: event.target.value });
+    say(`You are ${me.status}.`);
+    showError("");
+  } catch (error) {
+    showError(error.message);
+  }
+  loadTeam();
+});
 
 // --- Statistics.
 
