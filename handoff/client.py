@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
+from temporalio.api.errordetails.v1 import WorkflowNotReadyFailure
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -617,10 +618,15 @@ class HandoffClient:
     async def _update(
         self, conversation_id: str, update: Any, arg: Any, *, update_id: str | None = None
     ) -> CommandResult:
-        """`update_id`: Temporal answers a retry under the same id with the first call's result."""
+        """`update_id`: Temporal answers a retry under the same id with the first call's result,
+        and the workflow applies an update id once (it keys the command by it), so an update the
+        server aborted is sent again under its id (`retry_workflow_not_ready`)."""
+        update_id = update_id or str(uuid.uuid4())
+        handle = self.handle(conversation_id)
         try:
-            handle = self.handle(conversation_id)
-            result = await self._call(conversation_id, handle.execute_update(update, arg, id=update_id))
+            result = await retry_workflow_not_ready(
+                lambda: self._call(conversation_id, handle.execute_update(update, arg, id=update_id))
+            )
             return CommandResult.model_validate(result)
         except WorkflowUpdateFailedError as failed:
             raise _from_update_failure(failed) from None
@@ -644,6 +650,34 @@ class HandoffClient:
         if description.status is WorkflowExecutionStatus.COMPLETED:
             return ConversationClosed(CLOSED_MESSAGE)
         return HandoffError(f"the conversation's workflow has ended ({description.status and description.status.name})")
+
+
+UPDATE_ATTEMPTS = 5
+"""How often an update the server aborted with "workflow not ready" is sent (backing off from
+0.2 s: about 3 s in all, well inside an API call's Temporal timeout)."""
+
+
+def workflow_not_ready(error: RPCError) -> bool:
+    """The server aborted an update because the workflow task carrying it failed or the run
+    continued as new under it ("Unable to perform workflow execution update due to unexpected
+    workflow task failure"): nothing was applied, and the same update id may be sent again."""
+    return error.status is RPCStatusCode.FAILED_PRECONDITION and any(
+        detail.Is(WorkflowNotReadyFailure.DESCRIPTOR) for detail in error.grpc_status.details
+    )
+
+
+async def retry_workflow_not_ready(call: Callable[[], Awaitable[T]], attempts: int = UPDATE_ATTEMPTS) -> T:
+    """`call()`, again while the server answers "workflow not ready" (at most `attempts` times).
+    A worker starved of CPU (a workflow task past its deadline) or an update caught by a
+    continue-as-new gets this answer; the agent or customer should not see it as an error."""
+    for attempt in range(attempts - 1):
+        try:
+            return await call()
+        except RPCError as error:
+            if not workflow_not_ready(error):
+                raise
+            await asyncio.sleep(0.2 * 2**attempt)
+    return await call()
 
 
 def _from_update_failure(failed: WorkflowUpdateFailedError) -> HandoffError:
