@@ -8,7 +8,7 @@ time, hardly depends on what else the shared machine does, so it is the figure t
 
 `--profile FILE` samples the Handoff worker with py-spy (`pip install py-spy`; not a project
 dependency) during the measured levels and prints the top entries by self and by cumulative
-samples (100 a second, without pausing the worker). Profiled rounds run a little slower;
+samples (250 a second, without pausing the worker). Profiled rounds run a little slower;
 compare ratios from unprofiled runs.
 """
 

@@ -15,7 +15,7 @@ import base64
 import binascii
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -400,6 +400,7 @@ class Store:
         from handoff.schema import upgrade
 
         upgrade(self.engine)
+        self._statements: dict[object, Any] = {}
 
     def close(self) -> None:
         self.engine.dispose()
@@ -411,6 +412,34 @@ class Store:
         if dialect == "postgresql":
             return postgresql.insert(table)
         raise NotImplementedError(f"unsupported database dialect {dialect!r}")
+
+    def _statement(self, key: object, build: Callable[[], Any]) -> Any:
+        """A write statement built once per store: every fact a worker or the API records runs the
+        same few statements, and building one (and its cache key) each time was a sizeable share
+        of the worker's CPU (docs/benchmarks.md, "Worker CPU"). Values go in as parameters."""
+        statement = self._statements.get(key)
+        if statement is None:
+            statement = self._statements[key] = build()
+        return statement
+
+    def _facts_insert(self) -> Any:
+        def build() -> Any:
+            return self._insert(facts).on_conflict_do_nothing(index_elements=["key"]).returning(facts.c.key)
+
+        return self._statement("facts_insert", build)
+
+    def _conversation_upsert(self, columns: tuple[str, ...]) -> Any:
+        """The conversation's row, moving only forward (`last_fact`)."""
+
+        def build() -> Any:
+            stmt = self._insert(conversations)
+            return stmt.on_conflict_do_update(
+                index_elements=["id"],
+                set_={k: stmt.excluded[k] for k in columns if k != "id"},
+                where=conversations.c.last_fact < stmt.excluded.last_fact,
+            )
+
+        return self._statement(("conversation_upsert", columns), build)
 
     # --- Writes.
 
@@ -447,21 +476,14 @@ class Store:
             inserted = 0
             inserted_keys: Sequence[str] = []
             if new_facts:
-                stmt = self._insert(facts).on_conflict_do_nothing(index_elements=["key"])
-                result = conn.execute(stmt.returning(facts.c.key), [_fact_row(f) for f in new_facts])
+                result = conn.execute(self._facts_insert(), [_fact_row(f) for f in new_facts])
                 inserted_keys = result.scalars().all()
                 inserted = len(inserted_keys)
             if inserted:
                 self._index_stats(conn, [f for f in new_facts if f.key in set(inserted_keys)])
             if summary is not None:
                 row = _summary_row(summary)
-                stmt = self._insert(conversations).values(row)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["id"],
-                    set_={k: stmt.excluded[k] for k in row if k != "id"},
-                    where=conversations.c.last_fact < stmt.excluded.last_fact,
-                )
-                conn.execute(stmt)
+                conn.execute(self._conversation_upsert(tuple(row)), row)
             if inserted:
                 new = set(inserted_keys)
                 closed = [f for f in new_facts if f.key in new and f.kind is FactKind.CLOSED]
@@ -519,17 +541,33 @@ class Store:
         if not rows:
             return
         e, a = stat_events.c, conversation_agents.c
-        last = conn.execute(sa.select(sa.func.max(e.seq)).where(e.conversation_id == conversation_id)).scalar()
-        start = -1 if last is None else int(last)
-        conn.execute(sa.insert(stat_events), [db_row(conversation_id, start + 1 + i, r) for i, r in enumerate(rows)])
-        earliest, latest = min(r.at for r in rows), max(r.at for r in rows)
-        conn.execute(
-            sa.update(conversation_agents)
-            .where(a.conversation_id == conversation_id)
-            .values(
-                first_at=sa.case((a.first_at > earliest, earliest), else_=a.first_at),
-                last_at=sa.case((a.last_at < latest, latest), else_=a.last_at),
+
+        def last_seq() -> Any:
+            return sa.select(sa.func.max(e.seq)).where(e.conversation_id == sa.bindparam("p_conversation"))
+
+        def widen() -> Any:
+            earliest = sa.bindparam("p_earliest", type_=a.first_at.type)
+            latest = sa.bindparam("p_latest", type_=a.last_at.type)
+            return (
+                sa.update(conversation_agents)
+                .where(a.conversation_id == sa.bindparam("p_conversation"))
+                .values(
+                    first_at=sa.case((a.first_at > earliest, earliest), else_=a.first_at),
+                    last_at=sa.case((a.last_at < latest, latest), else_=a.last_at),
+                )
             )
+
+        last = conn.execute(self._statement("stats_last_seq", last_seq), {"p_conversation": conversation_id}).scalar()
+        start = -1 if last is None else int(last)
+        inserted = [db_row(conversation_id, start + 1 + i, r) for i, r in enumerate(rows)]
+        conn.execute(self._statement("stats_insert", lambda: sa.insert(stat_events)), inserted)
+        conn.execute(
+            self._statement("stats_widen", widen),
+            {
+                "p_conversation": conversation_id,
+                "p_earliest": min(r.at for r in rows),
+                "p_latest": max(r.at for r in rows),
+            },
         )
 
     def add_rating(self, rating: Rating) -> bool:
@@ -568,15 +606,18 @@ class Store:
         """
         from handoff.push import events_for  # the event shapes live with the push code
 
+        def status() -> Any:
+            return sa.select(conversations.c.status).where(conversations.c.id == sa.bindparam("p_conversation"))
+
         current = conn.execute(
-            sa.select(conversations.c.status).where(conversations.c.id == conversation_id)
+            self._statement("status", status), {"p_conversation": conversation_id}
         ).scalar_one_or_none()
         rows = events_for(conversation_id, new_facts, current)
         if not rows:
             return
         if self.engine.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _EVENTS_LOCK})
-        conn.execute(sa.insert(events), rows)
+        conn.execute(self._statement("events_insert", lambda: sa.insert(events)), rows)
         if self.engine.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": PUSH_CHANNEL})
 
