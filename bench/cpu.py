@@ -142,9 +142,22 @@ def table(measured: list[tuple[Level, Level]]) -> str:
     return "\n".join(lines)
 
 
+# Frames on (nearly) every stack of their thread, left out of the cumulative ranking.
+ENTRY_FRAMES = (
+    "(threading.py)",
+    "(asyncio/runners.py)",
+    "(asyncio/base_events.py)",
+    "(asyncio/events.py)",
+    "(<frozen runpy>)",
+    "(bench/worker.py)",
+    "(concurrent/futures/thread.py)",
+)
+
+
 def top_entries(raw: Path, n: int = 15) -> str:
     """Top frames of a py-spy `--format raw` file (one `frame;frame;... count` line per stack),
-    by self samples (the frame was running) and by cumulative ones (it was on the stack)."""
+    by self samples (the frame was running) and by cumulative ones (it was on the stack; the
+    threads' and event loop's entry frames left out)."""
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
     samples = 0
@@ -157,7 +170,8 @@ def top_entries(raw: Path, n: int = 15) -> str:
         samples += count
         own[_short(frames[-1])] += count
         for frame in {_short(f) for f in frames}:
-            total[frame] += count
+            if not frame.endswith(ENTRY_FRAMES):
+                total[frame] += count
     out = [f"{samples} samples"]
     for title, counter in (("self", own), ("cumulative", total)):
         out.append(f"\nTop {n} by {title}:")
