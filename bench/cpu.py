@@ -60,10 +60,14 @@ async def measure(
                         def cpu(worker: WorkerProcess = worker) -> dict[str, float]:
                             return {"worker": worker.cpu_seconds(), "server": cluster.server_cpu_seconds()}
 
-                        threads_before = _threads(worker)
+                        threads_before, times_before = _threads(worker), _times(worker)
                         result[target.name] = await run_level(target, concurrency, total, cpu=cpu)
                         if show_threads:
                             print(_thread_split(threads_before, _threads(worker), total), file=sys.stderr)
+                            user, system = (
+                                1000 * (a - b) / total for a, b in zip(_times(worker), times_before, strict=True)
+                            )
+                            print(f"   user / system ms/conv: {user:.1f} / {system:.1f}", file=sys.stderr)
                         print(_row(result[target.name]), file=sys.stderr, flush=True)
                     measured.append((result["handoff"], result["baseline"]))
                     pairs.reverse()
@@ -73,6 +77,12 @@ async def measure(
                 spy.wait(60)
             store.close()
     return measured
+
+
+def _times(worker: WorkerProcess) -> tuple[float, float]:
+    assert worker.process is not None
+    times = psutil.Process(worker.process.pid).cpu_times()
+    return float(times.user), float(times.system)
 
 
 def _threads(worker: WorkerProcess) -> dict[int, tuple[str, float]]:
