@@ -23,7 +23,7 @@ from handoff.codec import EncryptionConfigError
 from handoff.config import Settings
 from handoff.connection import TemporalTlsError, connect_temporal
 from handoff.local_secrets import SecretFileError
-from handoff.sandbox import CompiledOnceRunner, compile_workflow_modules
+from handoff.sandbox import compile_workflow_modules, workflow_runner
 from handoff.store import Store
 from handoff.telemetry import ActivityOutcomes, tracer_from_environment, worker_runtime
 from workflows import ConversationWorkflow
@@ -38,7 +38,7 @@ def build_worker(client: Client, task_queue: str, store: Store, bot: KnowledgeBa
     activities = ConversationActivities(store, bot)
     options.setdefault("max_cached_workflows", Settings.model_fields["max_cached_conversations"].default)
     # The sandbox stays on; this runner only spares it recompiling (handoff/sandbox.py).
-    options.setdefault("workflow_runner", CompiledOnceRunner())
+    options.setdefault("workflow_runner", workflow_runner())
     compile_workflow_modules(ConversationWorkflow)
     return Worker(
         client,

@@ -26,53 +26,67 @@ everything else it needs (the rules, models, activities' signatures) under
 `workflow.unsafe.imports_passed_through()`, so per run the sandbox imports only `workflows`
 and `workflows.conversation` (profiled); pydantic, temporalio and the standard library are
 passed through by the SDK's defaults.
+
+**Private SDK names.** The compiled-once runner (handoff/sandbox_fast.py) subclasses the SDK's
+private `workflow_sandbox._runner._Instance`, which a new SDK release may rename or reshape
+(pyproject allows any 1.x). `workflow_runner()` checks those names and their shapes first; if
+they are not what this code was written against, it logs one warning and returns the SDK's stock
+`SandboxedWorkflowRunner`: the same sandbox, only without the savings.
 """
 
 from __future__ import annotations
 
-import functools
+import importlib
+import inspect
+import logging
 import py_compile
 import sys
-from types import CodeType
-from typing import Any
 
-from temporalio.converter import SerializationContext, WorkflowSerializationContext
-from temporalio.worker import WorkflowInstance, WorkflowInstanceDetails
-from temporalio.worker._command_aware_visitor import CommandInfo
+from temporalio.worker import WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
-from temporalio.worker.workflow_sandbox._runner import _Instance
+
+log = logging.getLogger("handoff.sandbox")
+
+_SDK_RUNNER_MODULE = "temporalio.worker.workflow_sandbox._runner"
+
+# The private methods the fast path overrides or calls, with the parameters it passes them.
+_EXPECTED_PARAMETERS = {
+    "__init__": ["self", "instance_details", "runner_class", "restrictions"],
+    "_run_code": ["self", "code", "extra_globals"],
+    "get_serialization_context": ["self", "command_info"],
+}
 
 
-@functools.lru_cache(maxsize=64)
-def _compiled(code: str) -> CodeType:
-    """The SDK's few distinct snippets (one set per workflow type), each compiled once."""
-    return compile(code, "<string>", "exec")
+def fast_path_unavailable() -> str | None:
+    """Why the compiled-once runner cannot be used with the SDK installed, or None if it can."""
+    try:
+        instance_class = importlib.import_module(_SDK_RUNNER_MODULE)._Instance
+    except (ImportError, AttributeError) as missing:
+        return f"{_SDK_RUNNER_MODULE}._Instance is missing ({missing})"
+    for name, expected in _EXPECTED_PARAMETERS.items():
+        method = getattr(instance_class, name, None)
+        if not callable(method):
+            return f"_Instance.{name} is missing"
+        parameters = list(inspect.signature(method).parameters)
+        if parameters != expected:
+            return f"_Instance.{name} takes {parameters}, not {expected}"
+    if not {"runner_class", "restrictions"} <= set(SandboxedWorkflowRunner.__dataclass_fields__):
+        return "SandboxedWorkflowRunner has no runner_class or restrictions"
+    return None
 
 
-class _CompiledOnceInstance(_Instance):
-    """The SDK's sandboxed instance, running its snippets from compiled code."""
-
-    def _run_code(self, code: str, **extra_globals: Any) -> None:
-        # exec() takes a code object as well as a string; everything else is the SDK's own.
-        super()._run_code(_compiled(code), **extra_globals)  # type: ignore[arg-type]
-
-    def get_serialization_context(self, command_info: CommandInfo | None) -> SerializationContext | None:
-        """For a payload of no pending command (a signal, an update, the workflow's input, most
-        of a task's payloads) the SDK's answer is the workflow's own context, made from the run's
-        info; answer it here rather than entering the sandbox to ask. Any other payload is the
-        SDK's question as before."""
-        if command_info is None:
-            info = self.instance_details.info
-            return WorkflowSerializationContext(namespace=info.namespace, workflow_id=info.workflow_id)
-        return super().get_serialization_context(command_info)
-
-
-class CompiledOnceRunner(SandboxedWorkflowRunner):
-    """`SandboxedWorkflowRunner` (same restrictions, same isolation per run) without recompiling
-    its own entry snippets at every workflow task."""
-
-    def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
-        return _CompiledOnceInstance(det, self.runner_class, self.restrictions)
+def workflow_runner() -> WorkflowRunner:
+    """The worker's workflow runner: the sandbox, compiled once where the SDK allows it."""
+    problem = fast_path_unavailable()
+    if problem is None:
+        try:
+            from handoff.sandbox_fast import CompiledOnceRunner
+        except (ImportError, AttributeError, TypeError) as failed:
+            problem = f"handoff.sandbox_fast does not load ({failed!r})"
+        else:
+            return CompiledOnceRunner()
+    log.warning("workflow sandbox: the stock runner, not the compiled-once one: %s", problem)
+    return SandboxedWorkflowRunner()
 
 
 def compile_workflow_modules(*workflow_classes: type) -> None:
