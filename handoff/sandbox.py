@@ -54,6 +54,7 @@ _EXPECTED_PARAMETERS = {
     "__init__": ["self", "instance_details", "runner_class", "restrictions"],
     "_run_code": ["self", "code", "extra_globals"],
     "get_serialization_context": ["self", "command_info"],
+    "get_external_store_context": ["self", "command_info"],
 }
 
 

@@ -10,7 +10,12 @@ import functools
 from types import CodeType
 from typing import Any
 
-from temporalio.converter import SerializationContext, WorkflowSerializationContext
+from temporalio.converter import (
+    SerializationContext,
+    StorageDriverStoreContext,
+    StorageDriverWorkflowInfo,
+    WorkflowSerializationContext,
+)
 from temporalio.worker import WorkflowInstance, WorkflowInstanceDetails
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox._runner import _Instance
@@ -39,6 +44,19 @@ class CompiledOnceInstance(_Instance):
             info = self.instance_details.info
             return WorkflowSerializationContext(namespace=info.namespace, workflow_id=info.workflow_id)
         return super().get_serialization_context(command_info)
+
+    def get_external_store_context(self, command_info: Any) -> StorageDriverStoreContext:
+        """Likewise the external-storage context the SDK asks for every payload sequence of a
+        workflow task (whether or not external storage is configured): for a payload of no
+        pending command it is the current workflow run, made from the run's info."""
+        if command_info is None:
+            info = self.instance_details.info
+            return StorageDriverStoreContext(
+                target=StorageDriverWorkflowInfo(
+                    id=info.workflow_id, run_id=info.run_id, type=info.workflow_type, namespace=info.namespace
+                )
+            )
+        return super().get_external_store_context(command_info)
 
 
 class CompiledOnceRunner(SandboxedWorkflowRunner):

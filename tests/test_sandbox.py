@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker, WorkflowRunner
+from temporalio.worker import Worker, WorkflowInstance, WorkflowInstanceDetails, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox._runner import _Instance
+from temporalio.workflow import _Definition
 
 import workflows.conversation
 from handoff.sandbox import compile_workflow_modules, fast_path_unavailable, workflow_runner
@@ -105,3 +106,34 @@ def test_the_workflow_module_the_sandbox_imports_per_run_has_its_bytecode_writte
         source = Path(str(module.__file__))
         cached = Path(importlib.util.cache_from_source(str(source)))
         assert cached.exists() and cached.stat().st_mtime >= source.stat().st_mtime
+
+
+def workflow_definition(cls: type) -> _Definition:
+    return _Definition.must_from_class(cls)
+
+
+async def test_the_contexts_answered_outside_the_sandbox_are_the_sdks_own() -> None:
+    """The fast path answers a payload's serialization and external-storage contexts without
+    entering the sandbox; its answers are those the SDK gives from inside."""
+    reason = fast_path_unavailable()
+    if reason is not None:
+        pytest.skip(f"the installed SDK has no fast path: {reason}")
+    from temporalio.worker.workflow_sandbox import _runner
+
+    from handoff.sandbox_fast import CompiledOnceRunner
+
+    captured: list[_Instance] = []
+
+    class Capturing(CompiledOnceRunner):
+        def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
+            instance = super().create_instance(det)
+            assert isinstance(instance, _Instance)
+            captured.append(instance)
+            return instance
+
+    # What the worker does for each workflow type at start: an instance with the SDK's fake info.
+    Capturing().prepare_workflow(workflow_definition(KeepsTheRules))
+    [instance] = captured
+    assert instance.instance_details.info is _runner._fake_info
+    assert instance.get_serialization_context(None) == _Instance.get_serialization_context(instance, None)
+    assert instance.get_external_store_context(None) == _Instance.get_external_store_context(instance, None)
