@@ -480,7 +480,8 @@ class Store:
                 inserted_keys = result.scalars().all()
                 inserted = len(inserted_keys)
             if inserted:
-                self._index_stats(conn, [f for f in new_facts if f.key in set(inserted_keys)])
+                new_keys = set(inserted_keys)
+                self._index_stats(conn, [f for f in new_facts if f.key in new_keys])
             if summary is not None:
                 row = _summary_row(summary)
                 conn.execute(self._conversation_upsert(tuple(row)), row)
@@ -522,19 +523,29 @@ class Store:
             if all(rows is not None for rows in added):
                 self._append_stats(conn, conversation_id, [r for rows in added if rows for r in rows], db_row)
                 continue
-            f = facts.c
-            rows = conn.execute(
-                sa.select(f.number, f.kind, f.at, f.entry_kind, f.agent_id, f.outcome).where(
-                    f.conversation_id == conversation_id, f.kind != FactKind.NOTE.value
-                )
+            self._rewrite_stats(conn, conversation_id, db_rows, fact_row)
+
+    def _rewrite_stats(self, conn: sa.Connection, conversation_id: str, db_rows: Any, fact_row: Any) -> None:
+        """Rewrite the conversation's statistics rows from all its facts (statements built once)."""
+        f = facts.c
+
+        def recorded() -> Any:
+            return sa.select(f.number, f.kind, f.at, f.entry_kind, f.agent_id, f.outcome).where(
+                f.conversation_id == sa.bindparam("p_conversation"), f.kind != FactKind.NOTE.value
             )
-            new_events, new_agents = db_rows(conversation_id, [fact_row(*r) for r in rows])
-            conn.execute(sa.delete(stat_events).where(stat_events.c.conversation_id == conversation_id))
-            conn.execute(sa.delete(conversation_agents).where(conversation_agents.c.conversation_id == conversation_id))
-            if new_events:
-                conn.execute(sa.insert(stat_events), new_events)
-            if new_agents:
-                conn.execute(sa.insert(conversation_agents), new_agents)
+
+        def delete(table: sa.Table) -> Callable[[], Any]:
+            return lambda: sa.delete(table).where(table.c.conversation_id == sa.bindparam("p_conversation"))
+
+        which = {"p_conversation": conversation_id}
+        rows = conn.execute(self._statement("stats_facts", recorded), which)
+        new_events, new_agents = db_rows(conversation_id, [fact_row(*r) for r in rows])
+        conn.execute(self._statement("stats_delete", delete(stat_events)), which)
+        conn.execute(self._statement("agents_delete", delete(conversation_agents)), which)
+        if new_events:
+            conn.execute(self._statement("stats_insert", lambda: sa.insert(stat_events)), new_events)
+        if new_agents:
+            conn.execute(self._statement("agents_insert", lambda: sa.insert(conversation_agents)), new_agents)
 
     def _append_stats(self, conn: sa.Connection, conversation_id: str, rows: list[Any], db_row: Any) -> None:
         """Add rows that change no other row of the conversation (`standalone_rows`)."""
@@ -604,14 +615,16 @@ class Store:
         reader that has seen id N never sees a smaller id appear later), and NOTIFY wakes the
         API processes' listeners at commit; SQLite has a single writer, so both hold already.
         """
-        from handoff.push import events_for  # the event shapes live with the push code
+        from handoff.push import events_for, reads_status  # the event shapes live with the push code
 
         def status() -> Any:
             return sa.select(conversations.c.status).where(conversations.c.id == sa.bindparam("p_conversation"))
 
-        current = conn.execute(
-            self._statement("status", status), {"p_conversation": conversation_id}
-        ).scalar_one_or_none()
+        current = None
+        if reads_status(new_facts):
+            current = conn.execute(
+                self._statement("status", status), {"p_conversation": conversation_id}
+            ).scalar_one_or_none()
         rows = events_for(conversation_id, new_facts, current)
         if not rows:
             return
