@@ -9,11 +9,12 @@ buy no isolation, and this module removes them:
   short source string (activate this activation; give the serialization context of this
   command; create the instance) several times per workflow task: once per activation and once
   per payload sequence its payload visitors pass over (five passes a task). `exec` of a string
-  compiles it every time, ~11 µs, about a tenth of the worker's Python time. `CompiledOnceRunner`
-  runs the same code, compiled once: the same globals, the same importer, the same restrictions.
-  And most of those entries only ask which serialization context a payload of no pending
-  command gets, whose answer is fixed for the run (the workflow's own): that one is answered
-  without entering the sandbox.
+  compiles it every time, ~11 µs, about a tenth of the worker's Python time.
+  `CompiledOnceRunner` (handoff/sandbox_fast.py) runs the same code, compiled once: the same
+  globals, the same importer, the same restrictions.
+  And most of those entries only ask which serialization context (or, since SDK 1.35,
+  external-storage context) a payload of no pending command gets, whose answer is fixed for
+  the run (the workflow's own): those are answered without entering the sandbox.
 - **Compiling the workflow module for every run.** The sandbox imports the workflow's module
   afresh for every workflow run (that isolation is the point, and stays); with
   `PYTHONDONTWRITEBYTECODE` set (the Docker image sets it) nothing ever writes its bytecode, so
