@@ -20,7 +20,9 @@ COPY --from=web /web/handoff/web/vendor ./handoff/web/vendor
 COPY workflows ./workflows
 COPY activities ./activities
 COPY bench ./bench
-RUN pip install . && useradd --system --uid 10001 handoff
+# The bytecode of the code run from /app, written now: PYTHONDONTWRITEBYTECODE stops the worker writing it, and the
+# workflow sandbox imports workflows/conversation.py afresh for every conversation (handoff/sandbox.py).
+RUN pip install . && python -m compileall -q worker.py handoff workflows activities && useradd --system --uid 10001 handoff
 USER handoff
 
 # The API by default; the worker service overrides the command with `python worker.py`.

@@ -23,6 +23,7 @@ from handoff.codec import EncryptionConfigError
 from handoff.config import Settings
 from handoff.connection import TemporalTlsError, connect_temporal
 from handoff.local_secrets import SecretFileError
+from handoff.sandbox import compile_workflow_modules, workflow_runner
 from handoff.store import Store
 from handoff.telemetry import ActivityOutcomes, tracer_from_environment, worker_runtime
 from workflows import ConversationWorkflow
@@ -36,6 +37,9 @@ def build_worker(client: Client, task_queue: str, store: Store, bot: KnowledgeBa
     """A worker for conversations on `task_queue`, recording into `store`."""
     activities = ConversationActivities(store, bot)
     options.setdefault("max_cached_workflows", Settings.model_fields["max_cached_conversations"].default)
+    # The sandbox stays on; this runner only spares it recompiling (handoff/sandbox.py).
+    options.setdefault("workflow_runner", workflow_runner())
+    compile_workflow_modules(ConversationWorkflow)
     return Worker(
         client,
         task_queue=task_queue,

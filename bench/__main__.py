@@ -157,6 +157,11 @@ def main(argv: list[str] | None = None) -> None:
 
         routing.main(argv[1:])
         return
+    if argv[:1] == ["cpu"]:  # the throughput phase alone, repeated, optionally profiled
+        from bench import cpu
+
+        cpu.main(argv[1:])
+        return
     if argv[:1] == ["stats"]:  # the statistics and UI reads at a million conversations: PostgreSQL only
         from bench import stats
 

@@ -62,6 +62,7 @@ def results(m: Measurements) -> dict[str, Any]:
                     "handoff": _r(h.cpu_ms_per_conversation("worker")),
                     "baseline": _r(b.cpu_ms_per_conversation("worker")),
                 },
+                "worker_cpu_ratio": _r(_cpu_ratio(h, b), 2),
                 "server_cpu_ms_per_conversation": {
                     "handoff": _r(h.cpu_ms_per_conversation("server")),
                     "baseline": _r(b.cpu_ms_per_conversation("server")),
@@ -146,6 +147,7 @@ def results(m: Measurements) -> dict[str, Any]:
         },
     }
     ratio = min(h.per_second / b.per_second for h, b in m.levels)
+    cpu_ratio = max(_cpu_ratio(h, b) for h, b in m.levels)
     actions_ratio = handoff_cost.total_actions / minimum
     kib = m.memory.kib_per_conversation
     responded, checked = m.memory.responded_after_eviction, m.memory.checked_after_eviction
@@ -156,6 +158,11 @@ def results(m: Measurements) -> dict[str, Any]:
     )
     data["targets"] = [
         _target("throughput ≥ 0.8 × baseline at every concurrency", ratio >= 0.8, f"lowest ratio {ratio:.2f}"),
+        _target(
+            "worker CPU per conversation ≤ 1.3 × baseline at every concurrency",
+            cpu_ratio <= 1.3,
+            f"highest ratio {cpu_ratio:.2f}",
+        ),
         _target(
             f"take-over p99 < 150 ms at {top_handoff.concurrency} at once",
             takeover.takeover_p99 < 150,
@@ -179,6 +186,12 @@ def results(m: Measurements) -> dict[str, Any]:
         ),
     ]
     return data
+
+
+def _cpu_ratio(handoff: Level, baseline: Level) -> float:
+    """Worker CPU per conversation, Handoff over baseline, in the same run (issue 12's measure)."""
+    spent = baseline.cpu_ms_per_conversation("worker")
+    return handoff.cpu_ms_per_conversation("worker") / spent if spent > 0 else math.inf
 
 
 def _spread(values: list[float]) -> float:
@@ -208,15 +221,16 @@ def markdown(data: dict[str, Any]) -> str:
         f"took {run['duration_seconds']:.0f} s; {shared}.",
         "",
         "| Throughput (reference conversations/s) | Handoff | baseline | ratio | worker CPU ms/conv H / B "
-        "| server CPU ms/conv H / B | take-over p50 / p99 ms |",
-        "|---|---|---|---|---|---|---|",
+        "| worker CPU ratio | server CPU ms/conv H / B | take-over p50 / p99 ms |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for concurrency, t in data["throughput"].items():
         w, s, lat = t["worker_cpu_ms_per_conversation"], t["server_cpu_ms_per_conversation"], t["takeover_ms"]
         lines.append(
             f"| {concurrency} at once ({t['conversations']} conversations) | {t['handoff']:.2f} | "
             f"{t['baseline']:.2f} | **{t['ratio']:.2f}** | {w['handoff']:.0f} / {w['baseline']:.0f} | "
-            f"{s['handoff']:.0f} / {s['baseline']:.0f} | {lat['p50']:.0f} / {lat['p99']:.0f} |"
+            f"**{t['worker_cpu_ratio']:.2f}** | {s['handoff']:.0f} / {s['baseline']:.0f} | "
+            f"{lat['p50']:.0f} / {lat['p99']:.0f} |"
         )
     to, bot = data["takeover_ms"], data["bot_answer_ms"]
     lines += [

@@ -14,8 +14,19 @@ import dataclasses
 from typing import Any
 
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, EncodingPayloadConverter
+from temporalio.contrib.pydantic import (
+    PydanticJSONPlainPayloadConverter,
+    PydanticPayloadConverter,
+    pydantic_data_converter,
+)
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    DefaultPayloadConverter,
+    EncodingPayloadConverter,
+    JSONPlainPayloadConverter,
+)
 from temporalio.exceptions import ApplicationError
 
 from handoff.codec import UNAUTHENTICATED, EncryptionCodec
@@ -45,11 +56,28 @@ class RefuseUnauthenticated(EncodingPayloadConverter):
 
 
 class HandoffPayloadConverter(PydanticPayloadConverter):
-    """The pydantic payload converter, plus the refusal of unauthenticated payloads."""
+    """The pydantic payload converter, plus the refusal of unauthenticated payloads.
+
+    The SDK makes a new payload converter for every workflow run and twice per workflow task
+    (for the codec's pass over the task's payloads); each made its own pydantic JSON converter,
+    so every run built its type adapters again. All of them share one, with its cache of type
+    adapters (a pure function of the type; thread-safe)."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.converters = {**self.converters, UNAUTHENTICATED: RefuseUnauthenticated()}
+        # PydanticPayloadConverter's own list (the default converters, pydantic's for JSON), built
+        # without making a pydantic JSON converter of our own only to replace it.
+        CompositePayloadConverter.__init__(
+            self,
+            *(
+                _SHARED_JSON if isinstance(c, JSONPlainPayloadConverter) else c
+                for c in DefaultPayloadConverter.default_encoding_payload_converters
+            ),
+            _REFUSE_UNAUTHENTICATED,
+        )
+
+
+_SHARED_JSON = PydanticJSONPlainPayloadConverter()
+_REFUSE_UNAUTHENTICATED = RefuseUnauthenticated()
 
 
 def data_converter(settings: Settings | None = None) -> DataConverter:

@@ -52,6 +52,12 @@ STATUS_AFTER: dict[FactKind, Status] = {
 """The status each transition fact leaves its conversation in (see handoff/lifecycle.py)."""
 
 
+def reads_status(new_facts: Sequence[Fact]) -> bool:
+    """Whether `events_for` needs the conversation's current status for these facts: only a
+    transition does (a write of messages and notes alone spares the database the read)."""
+    return any(fact.entry is None and fact.kind in STATUS_AFTER for fact in new_facts)
+
+
 def events_for(
     conversation_id: str, new_facts: Sequence[Fact], current_status: str | None = None
 ) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ import base64
 import binascii
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -484,6 +484,7 @@ class Store:
         from handoff.schema import upgrade
 
         upgrade(self.engine)
+        self._statements: dict[object, Any] = {}
 
     def close(self) -> None:
         self.engine.dispose()
@@ -495,6 +496,34 @@ class Store:
         if dialect == "postgresql":
             return postgresql.insert(table)
         raise NotImplementedError(f"unsupported database dialect {dialect!r}")
+
+    def _statement(self, key: object, build: Callable[[], Any]) -> Any:
+        """A write statement built once per store: every fact a worker or the API records runs the
+        same few statements, and building one (and its cache key) each time was a sizeable share
+        of the worker's CPU (docs/benchmarks.md, "Worker CPU"). Values go in as parameters."""
+        statement = self._statements.get(key)
+        if statement is None:
+            statement = self._statements[key] = build()
+        return statement
+
+    def _facts_insert(self) -> Any:
+        def build() -> Any:
+            return self._insert(facts).on_conflict_do_nothing(index_elements=["key"]).returning(facts.c.key)
+
+        return self._statement("facts_insert", build)
+
+    def _conversation_upsert(self, columns: tuple[str, ...]) -> Any:
+        """The conversation's row, moving only forward (`last_fact`)."""
+
+        def build() -> Any:
+            stmt = self._insert(conversations)
+            return stmt.on_conflict_do_update(
+                index_elements=["id"],
+                set_={k: stmt.excluded[k] for k in columns if k != "id"},
+                where=conversations.c.last_fact < stmt.excluded.last_fact,
+            )
+
+        return self._statement(("conversation_upsert", columns), build)
 
     # --- Writes.
 
@@ -531,21 +560,15 @@ class Store:
             inserted = 0
             inserted_keys: Sequence[str] = []
             if new_facts:
-                stmt = self._insert(facts).on_conflict_do_nothing(index_elements=["key"])
-                result = conn.execute(stmt.returning(facts.c.key), [_fact_row(f) for f in new_facts])
+                result = conn.execute(self._facts_insert(), [_fact_row(f) for f in new_facts])
                 inserted_keys = result.scalars().all()
                 inserted = len(inserted_keys)
             if inserted:
-                self._index_stats(conn, [f for f in new_facts if f.key in set(inserted_keys)])
+                new_keys = set(inserted_keys)
+                self._index_stats(conn, [f for f in new_facts if f.key in new_keys])
             if summary is not None:
                 row = _summary_row(summary)
-                stmt = self._insert(conversations).values(row)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["id"],
-                    set_={k: stmt.excluded[k] for k in row if k != "id"},
-                    where=conversations.c.last_fact < stmt.excluded.last_fact,
-                )
-                conn.execute(stmt)
+                conn.execute(self._conversation_upsert(tuple(row)), row)
             if inserted:
                 new = set(inserted_keys)
                 closed = [f for f in new_facts if f.key in new and f.kind is FactKind.CLOSED]
@@ -590,50 +613,95 @@ class Store:
                 self._append_stats(conn, conversation_id, rows, db_row)
                 added.extend(k for r in rows for k in count_keys(r.kind, r.at, r.agent_id, r.end_at))
                 continue
-            f, e = facts.c, stat_events.c
-            recorded = conn.execute(
-                sa.select(f.number, f.kind, f.at, f.entry_kind, f.agent_id, f.outcome).where(
-                    f.conversation_id == conversation_id, f.kind != FactKind.NOTE.value
-                )
-            )
-            new_events, new_agents = db_rows(conversation_id, [fact_row(*r) for r in recorded])
-            old_events = conn.execute(
-                sa.delete(stat_events)
-                .where(e.conversation_id == conversation_id)
-                .returning(e.kind, e.at, e.agent_id, e.end_at)
-            )
-            removed.extend(k for r in old_events for k in count_keys(*r))
-            conn.execute(sa.delete(conversation_agents).where(conversation_agents.c.conversation_id == conversation_id))
-            if new_events:
-                conn.execute(sa.insert(stat_events), new_events)
-                added.extend(k for r in new_events for k in count_keys(r["kind"], r["at"], r["agent_id"], r["end_at"]))
-            if new_agents:
-                conn.execute(sa.insert(conversation_agents), new_agents)
+            self._rewrite_stats(conn, conversation_id, db_rows, fact_row, removed, added)
         deltas = count_deltas(removed, added)
         if deltas:
-            stmt = self._insert(stat_counts)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["scope", "day", "kind", "agent_id", "end_day"],
-                set_={"n": stat_counts.c.n + stmt.excluded.n},
+            conn.execute(self._statement("counts_upsert", self._counts_upsert), deltas)
+
+    def _counts_upsert(self) -> Any:
+        stmt = self._insert(stat_counts)
+        return stmt.on_conflict_do_update(
+            index_elements=["scope", "day", "kind", "agent_id", "end_day"],
+            set_={"n": stat_counts.c.n + stmt.excluded.n},
+        )
+
+    def _rewrite_stats(
+        self,
+        conn: sa.Connection,
+        conversation_id: str,
+        db_rows: Any,
+        fact_row: Any,
+        removed: list[CountKey],
+        added: list[CountKey],
+    ) -> None:
+        """Rewrite the conversation's statistics rows from all its facts (statements built once),
+        adding the `stat_counts` keys of the rows it deleted to `removed` and of those it wrote to
+        `added`."""
+        from handoff.stat_events import count_keys
+
+        f, e = facts.c, stat_events.c
+
+        def recorded() -> Any:
+            return sa.select(f.number, f.kind, f.at, f.entry_kind, f.agent_id, f.outcome).where(
+                f.conversation_id == sa.bindparam("p_conversation"), f.kind != FactKind.NOTE.value
             )
-            conn.execute(stmt, deltas)
+
+        def delete_events() -> Any:
+            return (
+                sa.delete(stat_events)
+                .where(e.conversation_id == sa.bindparam("p_conversation"))
+                .returning(e.kind, e.at, e.agent_id, e.end_at)
+            )
+
+        def delete_agents() -> Any:
+            return sa.delete(conversation_agents).where(
+                conversation_agents.c.conversation_id == sa.bindparam("p_conversation")
+            )
+
+        which = {"p_conversation": conversation_id}
+        rows = conn.execute(self._statement("stats_facts", recorded), which)
+        new_events, new_agents = db_rows(conversation_id, [fact_row(*r) for r in rows])
+        old_events = conn.execute(self._statement("stats_delete", delete_events), which)
+        removed.extend(k for r in old_events for k in count_keys(*r))
+        conn.execute(self._statement("agents_delete", delete_agents), which)
+        if new_events:
+            conn.execute(self._statement("stats_insert", lambda: sa.insert(stat_events)), new_events)
+            added.extend(k for r in new_events for k in count_keys(r["kind"], r["at"], r["agent_id"], r["end_at"]))
+        if new_agents:
+            conn.execute(self._statement("agents_insert", lambda: sa.insert(conversation_agents)), new_agents)
 
     def _append_stats(self, conn: sa.Connection, conversation_id: str, rows: list[Any], db_row: Any) -> None:
         """Add rows that change no other row of the conversation (`standalone_rows`)."""
         if not rows:
             return
         e, a = stat_events.c, conversation_agents.c
-        last = conn.execute(sa.select(sa.func.max(e.seq)).where(e.conversation_id == conversation_id)).scalar()
-        start = -1 if last is None else int(last)
-        conn.execute(sa.insert(stat_events), [db_row(conversation_id, start + 1 + i, r) for i, r in enumerate(rows)])
-        earliest, latest = min(r.at for r in rows), max(r.at for r in rows)
-        conn.execute(
-            sa.update(conversation_agents)
-            .where(a.conversation_id == conversation_id)
-            .values(
-                first_at=sa.case((a.first_at > earliest, earliest), else_=a.first_at),
-                last_at=sa.case((a.last_at < latest, latest), else_=a.last_at),
+
+        def last_seq() -> Any:
+            return sa.select(sa.func.max(e.seq)).where(e.conversation_id == sa.bindparam("p_conversation"))
+
+        def widen() -> Any:
+            earliest = sa.bindparam("p_earliest", type_=a.first_at.type)
+            latest = sa.bindparam("p_latest", type_=a.last_at.type)
+            return (
+                sa.update(conversation_agents)
+                .where(a.conversation_id == sa.bindparam("p_conversation"))
+                .values(
+                    first_at=sa.case((a.first_at > earliest, earliest), else_=a.first_at),
+                    last_at=sa.case((a.last_at < latest, latest), else_=a.last_at),
+                )
             )
+
+        last = conn.execute(self._statement("stats_last_seq", last_seq), {"p_conversation": conversation_id}).scalar()
+        start = -1 if last is None else int(last)
+        inserted = [db_row(conversation_id, start + 1 + i, r) for i, r in enumerate(rows)]
+        conn.execute(self._statement("stats_insert", lambda: sa.insert(stat_events)), inserted)
+        conn.execute(
+            self._statement("stats_widen", widen),
+            {
+                "p_conversation": conversation_id,
+                "p_earliest": min(r.at for r in rows),
+                "p_latest": max(r.at for r in rows),
+            },
         )
 
     def add_rating(self, rating: Rating) -> bool:
@@ -670,17 +738,22 @@ class Store:
         reader that has seen id N never sees a smaller id appear later), and NOTIFY wakes the
         API processes' listeners at commit; SQLite has a single writer, so both hold already.
         """
-        from handoff.push import events_for  # the event shapes live with the push code
+        from handoff.push import events_for, reads_status  # the event shapes live with the push code
 
-        current = conn.execute(
-            sa.select(conversations.c.status).where(conversations.c.id == conversation_id)
-        ).scalar_one_or_none()
+        def status() -> Any:
+            return sa.select(conversations.c.status).where(conversations.c.id == sa.bindparam("p_conversation"))
+
+        current = None
+        if reads_status(new_facts):
+            current = conn.execute(
+                self._statement("status", status), {"p_conversation": conversation_id}
+            ).scalar_one_or_none()
         rows = events_for(conversation_id, new_facts, current)
         if not rows:
             return
         if self.engine.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _EVENTS_LOCK})
-        conn.execute(sa.insert(events), rows)
+        conn.execute(self._statement("events_insert", lambda: sa.insert(events)), rows)
         if self.engine.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": PUSH_CHANNEL})
 

@@ -17,6 +17,7 @@ from temporalio.worker import Replayer
 
 from handoff.config import Settings
 from handoff.converter import data_converter
+from handoff.sandbox import workflow_runner
 from tests.encryption_keys import TEST_KEY_ID, TEST_KEYS
 from tests.security.history import history_payloads, key_ids, unencrypted
 from workflows import ConversationWorkflow
@@ -39,7 +40,8 @@ def test_there_are_histories_of_every_kind() -> None:
 async def test_saved_history_replays_without_nondeterminism(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     converter = data_converter(Settings(encryption_keys=SecretStr(TEST_KEYS)))
-    replayer = Replayer(workflows=[ConversationWorkflow], data_converter=converter)
+    # The worker's runner (handoff/sandbox.py): what replays conversations in production.
+    replayer = Replayer(workflows=[ConversationWorkflow], data_converter=converter, workflow_runner=workflow_runner())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
 

@@ -309,7 +309,7 @@ class ConversationWorkflow:
         update = workflow.current_update_info()
         if update is None:
             return command
-        field = "message_id" if "message_id" in type(command).model_fields else "request_id"
+        field = "message_id" if isinstance(command, CustomerMessage) else "request_id"
         if getattr(command, field) is None:
             return cast(KeyedCommandT, command.model_copy(update={field: update.id}))
         return command
