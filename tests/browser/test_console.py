@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 
 from tests.browser.conftest import Watch
 from tests.helpers import eventually
@@ -23,9 +23,8 @@ from tests.test_cli import Up
 
 pytestmark = pytest.mark.slow
 
-SEEN = 30_000
-"""ms: how long a change may take to show: pushed within about a second, but a take-over went
-past 15 s once on this 2-core machine at load 11 (a generous bound; speed is the benchmark's job)."""
+SEEN = 15_000
+"""ms: how long a change may take to show (pushed within about a second; generous for CI)."""
 RESET_ANSWER = "You can reset your password from the sign-in page"
 ORDER_ANSWER = "You can follow your delivery under Orders"
 ALICE = ("alice-demo-token-not-secret", "Alice Martin")
@@ -139,6 +138,42 @@ async def test_take_over_reply_and_hand_back(new_page: NewPage, up: Up, alice: P
     page_text = await customer.locator("body").inner_text()
     assert "left the conversation" not in page_text and "joined the conversation" not in page_text
     assert "Handover summary" not in page_text
+
+
+async def test_take_over_acts_on_the_conversation_being_opened_not_the_one_shown_before(
+    new_page: NewPage, up: Up, alice: Page
+) -> None:
+    """An agent looking at one waiting conversation clicks another, then "Take over" at once,
+    while the second is still loading (its fetch held back here): the second is taken, and the
+    first still waits. (The view used to keep the first one's button until the second arrived:
+    a quick click took the wrong conversation.)"""
+    first_id = await customer_asks_for_a_person(await new_page(), up, "Where is my parcel?")
+    second_id = await customer_asks_for_a_person(await new_page(), up, "I was charged twice")
+    await alice.get_by_role("link", name="Live support").click()
+    await expect(waiting(alice, first_id)).to_be_visible(timeout=SEEN)
+    await waiting(alice, first_id).get_by_role("button").click()
+    await expect(alice.locator("#conversation .text").first).to_have_text("Where is my parcel?", timeout=SEEN)
+
+    release = asyncio.Event()
+
+    async def held_back(route: Route) -> None:
+        await release.wait()
+        await route.continue_()
+
+    await alice.route(f"**/conversations/{second_id}", held_back)
+    await expect(waiting(alice, second_id)).to_be_visible(timeout=SEEN)
+    await waiting(alice, second_id).get_by_role("button").click()
+    take_over = asyncio.ensure_future(alice.get_by_role("button", name="Take over").click(timeout=SEEN))
+    # The click is under way while the second conversation loads: it lands at once on a button
+    # still shown, or waits for the second conversation's.
+    await asyncio.wait([take_over], timeout=1)
+    release.set()
+    await take_over
+
+    await expect(mine(alice, second_id)).to_be_visible(timeout=SEEN)
+    await expect(alice.locator("#conversation h2")).to_be_visible()
+    await expect(waiting(alice, first_id)).to_be_visible()
+    await expect(mine(alice, first_id)).to_have_count(0)
 
 
 async def test_close_as_resolved_shows_in_history_and_statistics(new_page: NewPage, up: Up, alice: Page) -> None:

@@ -276,6 +276,15 @@ setInterval(() => state.me && refreshLive(), 15000); // overdue marks come from 
 // --- The conversation view.
 
 async function openConversation(id) {
+  if (!state.open || state.open.conversation_id !== id) {
+    // Show no conversation until this one arrives: a button clicked meanwhile must not act on
+    // the one shown before (a quick "Take over" took the previous conversation).
+    const view = $("conversation");
+    state.open = null;
+    delete view.dataset.rendered;
+    view.setAttribute("aria-busy", "true");
+    view.replaceChildren(el("p", { class: "muted", role: "status" }, "Opening the conversation…"));
+  }
   state.openId = id;
   state.unread[id] = 0;
   location.hash !== "#live" && (location.hash = "#live");
@@ -295,6 +304,7 @@ async function refreshOpen() {
     const last = detail.transcript.reduce((m, e) => Math.max(m, e.seq), 0);
     state.seen[id] = Math.max(state.seen[id] || 0, last);
     renderConversation($("conversation"), detail, true);
+    $("conversation").removeAttribute("aria-busy");
   } catch (error) {
     showError(error.message);
   }
