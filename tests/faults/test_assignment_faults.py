@@ -23,7 +23,7 @@ from tests.faults.assignment_desk import (
     waiting_conversations,
 )
 from tests.faults.conftest import LabFactory
-from tests.faults.harness import restart_server, start_server, wait_until
+from tests.faults.harness import file_dev_server, restart_server, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -69,13 +69,8 @@ async def test_automatic_assignment_is_exact_through_worker_sigkills(labs: LabFa
 @pytest.fixture(scope="module")
 async def file_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevServer]:
     """A dev server on a SQLite file, so that it can be restarted with its conversations."""
-    directory = tmp_path_factory.mktemp("assign-temporal")
-    server = DevServer(directory / "temporal.db", log_file=directory / "server.log")
-    await start_server(server)
-    try:
+    async with file_dev_server(tmp_path_factory.mktemp("assign-temporal")) as server:
         yield server
-    finally:
-        await asyncio.to_thread(server.stop)
 
 
 async def test_two_hundred_conversations_each_assigned_once_per_wait_through_kills_and_a_restart(
