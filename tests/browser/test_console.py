@@ -372,7 +372,10 @@ async def test_a_long_conversation_opens_at_its_latest_entries(new_page: NewPage
 
     transcript = alice.locator("#conversation .transcript")
     await expect(transcript.locator("li", has_text="Alice Martin joined the conversation")).to_be_attached(timeout=SEEN)
-    assert await transcript.evaluate("l => l.scrollHeight > l.clientHeight"), "longer than the view"
+    # Longer than the view once its entries are drawn (a push can redraw it meanwhile): polled.
+    longer = "() => { const l = document.querySelector('#conversation .transcript');"
+    longer += " return l !== null && l.scrollHeight > l.clientHeight; }"
+    await alice.wait_for_function(longer, timeout=SEEN)
     # Shown from its end once the view has settled (entries and suggestions arrive by push).
     at_end = "() => { const l = document.querySelector('#conversation .transcript');"
     at_end += " return l.scrollTop + l.clientHeight >= l.scrollHeight - 8; }"
