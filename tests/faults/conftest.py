@@ -16,7 +16,7 @@ import pytest
 
 from handoff.devserver import DevServer
 from tests.faults.conversations import Conversation
-from tests.faults.harness import InMemoryDevServer, Lab, Played, open_lab, played, start_server
+from tests.faults.harness import InMemoryDevServer, Lab, Played, file_dev_server, open_lab, played
 from tests.faults.kill_scenarios import SCENARIOS, Outcomes, run_all
 from tests.helpers import new_id
 
@@ -26,13 +26,8 @@ LabFactory = Callable[..., Awaitable[Lab]]
 @pytest.fixture(scope="session")
 async def faults_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevServer]:
     """A dev server of the group's own (in memory: the tests that restart one start their own)."""
-    directory = tmp_path_factory.mktemp("faults-temporal")
-    server = InMemoryDevServer(directory / "unused.db", log_file=directory / "server.log")
-    await start_server(server)
-    try:
+    async with file_dev_server(tmp_path_factory.mktemp("faults-temporal"), InMemoryDevServer) as server:
         yield server
-    finally:
-        await asyncio.to_thread(server.stop)
 
 
 @pytest.fixture(scope="module")

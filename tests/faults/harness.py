@@ -215,10 +215,10 @@ async def start_server(server: DevServer, *, same_port: bool = False) -> None:
 
 
 @contextlib.asynccontextmanager
-async def file_dev_server(directory: Path) -> AsyncIterator[DevServer]:
+async def file_dev_server(directory: Path, kind: type[DevServer] = DevServer) -> AsyncIterator[DevServer]:
     """A dev server of its own on a SQLite file in `directory` (so it keeps its history across a
-    restart), started on a fresh port and stopped on exit."""
-    server = DevServer(directory / "temporal.db", log_file=directory / "server.log")
+    restart; `InMemoryDevServer` keeps none), started on a fresh port and stopped on exit."""
+    server = kind(directory / "temporal.db", log_file=directory / "server.log")
     await start_server(server)
     try:
         yield server
