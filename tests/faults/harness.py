@@ -246,6 +246,7 @@ class TcpProxy:
         self.target = (host, int(port))
         self.address = ""
         self.is_cut = False
+        self.is_deaf = False
         self._server: asyncio.Server | None = None
         self._connections: list[asyncio.StreamWriter] = []
 
@@ -254,20 +255,31 @@ class TcpProxy:
         self.address = f"127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
 
     async def _forward(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        if self.is_cut:
+        if self.is_cut or self.is_deaf:
             client_writer.transport.abort()
             return
         server_reader, server_writer = await asyncio.open_connection(*self.target)
         self._connections += [client_writer, server_writer]
 
-        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, to_server: bool) -> None:
             with contextlib.suppress(ConnectionError, OSError):
                 while data := await reader.read(65536):
+                    if to_server and self.is_deaf:
+                        continue
                     writer.write(data)
                     await writer.drain()
             writer.transport.abort()
 
-        await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
+        await asyncio.gather(pipe(client_reader, server_writer, True), pipe(server_reader, client_writer, False))
+
+    def deafen_server(self) -> None:
+        """The server hears nothing more from the worker, and the worker still hears the server.
+
+        Unlike `cut`, this cannot lose a task the server has already handed out: the server marks
+        an activity started as it sends the poll response, so a full cut right after seeing the
+        start can drop the response on its way and the worker never runs the activity. Here the
+        response still arrives, the activity runs, and only its result is lost."""
+        self.is_deaf = True
 
     def cut(self) -> None:
         """Drop every connection and refuse new ones."""

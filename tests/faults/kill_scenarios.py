@@ -121,9 +121,9 @@ async def kill_during_close(lab: Lab) -> Killed:
 
 
 async def kill_after_write_landed_unreported(lab: Lab) -> Killed:
-    """The write commits but Temporal never hears of it: the worker is cut off from the server
-    (through a proxy the test cuts) before its blocked write goes through, then killed. The
-    new worker runs the same write again; keyed facts make it write nothing twice."""
+    """The write commits but Temporal never hears of it: the server stops hearing the worker
+    (through a proxy the test controls) before its blocked write goes through, then the worker
+    is killed. The new worker runs the same write again; keyed facts make it write nothing twice."""
     proxy = TcpProxy(lab.handoff.temporal.service_client.config.target_host)
     await proxy.start()
     try:
@@ -134,7 +134,7 @@ async def kill_after_write_landed_unreported(lab: Lab) -> Killed:
         with sqlite_write_lock(db_file(lab)):
             await conversation.act()
             in_flight = [await wait_activity_started(lab.handoff, conversation.id, "RecordFacts")]
-            proxy.cut()
+            proxy.deafen_server()
         await wait_until(
             lambda: asyncio.to_thread(lab.store.transcript, conversation.id),
             lambda stored: "Alice Martin joined the conversation" in [e.text for e in stored],
