@@ -22,6 +22,10 @@ WORKFLOW_NAME = "BaselineConversationUpdates"
 
 @workflow.defn(name=WORKFLOW_NAME)
 class BaselineConversationUpdates(BaselineConversation):
+    @workflow.run
+    async def run(self, conversation_id: str) -> str:
+        return await super().run(conversation_id)
+
     @workflow.update(name="SendMessage")
     def send_message(self, command: CustomerMessage) -> str:
         self.customer_message(command)
