@@ -4,8 +4,7 @@ Before and after every workflow activation the SDK (1.35) walks the whole activa
 whole completion, with its payload visitor three times each: the codec (decrypt / encrypt),
 external storage (retrieve / store) and external-storage references. Each walk visits every
 job and command and calls back per payload sequence. Handoff configures no external storage,
-so two of each three walks find nothing to do; the walks themselves were about 4% of the
-worker's Python time (docs/benchmarks.md, "Worker CPU").
+so two of each three walks find nothing to do (docs/benchmarks.md, "Worker CPU").
 
 `install()` replaces the SDK's `decode_activation` and `encode_completion` (module attributes
 of `temporalio.bridge.worker`, looked up at each call) by versions that, when the data
@@ -13,7 +12,10 @@ converter has no external storage, walk once and apply the same three steps to e
 sequence in the SDK's order (the steps are per sequence and independent of each other), so the
 payloads, the serialization contexts and the errors (a reference payload without storage
 configured is refused as before) are the SDK's own. With external storage configured they call
-the SDK's functions unchanged.
+the SDK's functions unchanged. Each step asks the worker's command-aware converter which
+converter the payloads' command gets (for a command's payloads that question enters the
+sandbox); one walk asks once per payload sequence, not once per step (only over the SDK class
+version this was written against, see `_command_aware_class`).
 
 The two functions are SDK internals a new release may change (pyproject allows any 1.x), and
 a release that adds a step to them must not lose it here: `install()` checks that their source
@@ -27,7 +29,7 @@ import hashlib
 import importlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from temporalio.api.common.v1 import Payload
@@ -38,7 +40,11 @@ _BRIDGE = "temporalio.bridge.worker"
 _DECODE_PARAMETERS = ["activation", "data_converter", "decode_headers", "storage_concurrency_limit"]
 _ENCODE_PARAMETERS = ["completion", "data_converter", "encode_headers", "storage_concurrency_limit"]
 # Digests of the SDK functions' source this module reproduces (temporalio 1.35).
-_KNOWN_SOURCES = {"decode_activation": "f48cb3360af5ebef", "encode_completion": "a1d916feb9231adb"}
+_KNOWN_SOURCES = {
+    "decode_activation": "f48cb3360af5ebef",
+    "encode_completion": "a1d916feb9231adb",
+    "_CommandAwareDataConverter": "7798b1383c6f2637",
+}
 _CONVERTER_STEPS = (
     "_decode_reference_payload_sequence",
     "_external_retrieve_payload_sequence",
@@ -47,8 +53,6 @@ _CONVERTER_STEPS = (
     "_external_store_payload_sequence",
     "_encode_reference_payload_sequence",
 )
-
-Step = Callable[[Sequence[Payload]], Awaitable[list[Payload]]]
 
 _installed: dict[str, Any] = {}
 
@@ -83,7 +87,7 @@ def unavailable() -> str | None:
     return None
 
 
-def _source_digest(function: Callable[..., Any]) -> str | None:
+def _source_digest(function: Callable[..., Any] | type) -> str | None:
     try:
         source = inspect.getsource(function)
     except (OSError, TypeError):
@@ -103,6 +107,7 @@ def install() -> bool:
     bridge: Any = importlib.import_module(_BRIDGE)
     sdk_decode, sdk_encode = bridge.decode_activation, bridge.encode_completion
     _installed.update(decode_activation=sdk_decode, encode_completion=sdk_encode)
+    _installed["resolve_once"] = _command_aware_class()
 
     async def decode_activation(
         activation: Any, data_converter: Any, decode_headers: bool, storage_concurrency_limit: int
@@ -110,11 +115,11 @@ def install() -> bool:
         if data_converter.external_storage is not None:
             return await sdk_decode(activation, data_converter, decode_headers, storage_concurrency_limit)
         steps = (
-            data_converter._decode_reference_payload_sequence,
-            data_converter._external_retrieve_payload_sequence,
-            data_converter._decode_payload_sequence,
+            "_decode_reference_payload_sequence",
+            "_external_retrieve_payload_sequence",
+            "_decode_payload_sequence",
         )
-        await _walk_once(activation, steps, skip_headers=not decode_headers)
+        await _walk_once(activation, data_converter, steps, skip_headers=not decode_headers)
         return _no_storage_metrics()
 
     async def encode_completion(
@@ -123,11 +128,11 @@ def install() -> bool:
         if data_converter.external_storage is not None:
             return await sdk_encode(completion, data_converter, encode_headers, storage_concurrency_limit)
         steps = (
-            data_converter._encode_payload_sequence,
-            data_converter._external_store_payload_sequence,
-            data_converter._encode_reference_payload_sequence,
+            "_encode_payload_sequence",
+            "_external_store_payload_sequence",
+            "_encode_reference_payload_sequence",
         )
-        await _walk_once(completion, steps, skip_headers=not encode_headers)
+        await _walk_once(completion, data_converter, steps, skip_headers=not encode_headers)
         return _no_storage_metrics()
 
     bridge.decode_activation = decode_activation
@@ -141,16 +146,35 @@ def uninstall() -> None:
         bridge: Any = importlib.import_module(_BRIDGE)
         bridge.decode_activation = _installed.pop("decode_activation")
         bridge.encode_completion = _installed.pop("encode_completion")
+        _installed.clear()
 
 
-async def _walk_once(message: Any, steps: tuple[Step, Step, Step], *, skip_headers: bool) -> None:
+def _command_aware_class() -> type | None:
+    """The SDK's command-aware data converter class, if it is the version whose per-sequence
+    methods each only resolve the converter for the command being visited (`_get_current_dc`)
+    and delegate to it; then a sequence's three steps resolve it once, not three times (for a
+    command's payloads each resolution enters the sandbox). None: resolve per step, as the SDK."""
+    try:
+        cls: type = importlib.import_module("temporalio.worker._workflow")._CommandAwareDataConverter
+    except (ImportError, AttributeError):
+        return None
+    if _source_digest(cls) != _KNOWN_SOURCES["_CommandAwareDataConverter"]:
+        return None
+    return cls
+
+
+async def _walk_once(message: Any, data_converter: Any, steps: tuple[str, str, str], *, skip_headers: bool) -> None:
     from temporalio.bridge.worker import _Visitor
     from temporalio.worker._command_aware_visitor import CommandAwarePayloadVisitor
 
+    resolve_once = type(data_converter) is _installed.get("resolve_once")
+
     async def all_steps(payloads: Sequence[Payload]) -> list[Payload]:
+        # The converter for the command whose payloads these are (the visitor says which).
+        converter = data_converter._get_current_dc() if resolve_once else data_converter
         out = list(payloads)
         for step in steps:
-            out = await step(out)
+            out = await getattr(converter, step)(out)
         return out
 
     await CommandAwarePayloadVisitor(skip_search_attributes=True, skip_headers=skip_headers).visit(

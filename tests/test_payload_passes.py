@@ -103,6 +103,8 @@ async def test_saved_histories_replay_with_the_single_pass(single_pass: None, pa
     replayer = Replayer(workflows=[ConversationWorkflow], data_converter=converter, workflow_runner=workflow_runner())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
+    # Replay went through the command-aware converter, resolved once per payload sequence.
+    assert payload_passes._installed["resolve_once"] is not None
 
 
 def test_another_sdk_version_keeps_the_sdks_own_passes(
