@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import ConversationActivities
+from handoff import payload_passes
 from handoff.bot import KnowledgeBaseBot, KnowledgeBaseError
 from handoff.codec import EncryptionConfigError
 from handoff.config import Settings
@@ -40,6 +41,8 @@ def build_worker(client: Client, task_queue: str, store: Store, bot: KnowledgeBa
     # The sandbox stays on; this runner only spares it recompiling (handoff/sandbox.py).
     options.setdefault("workflow_runner", workflow_runner())
     compile_workflow_modules(ConversationWorkflow)
+    # One walk over each activation's and completion's payloads, not three (handoff/payload_passes.py).
+    payload_passes.install()
     return Worker(
         client,
         task_queue=task_queue,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from temporalio import activity
 
 from handoff.bot import KnowledgeBaseBot
-from handoff.models import BotQuestion, BotReply, RecordBatch
+from handoff.models import BotQuestion, BotReply, Fact, RecordBatch
 from handoff.store import Store
 
 RIDE_ALONG_RECORD_SECONDS = 2.0
@@ -30,41 +30,44 @@ class ConversationActivities:
 
     @activity.defn(name="BotAnswer")
     def bot_answer(self, question: BotQuestion) -> BotReply:
-        """The bot's answer to one customer message, writing the facts that ride along.
+        """The bot's answer to one customer message, writing the facts that ride along and,
+        in a read-side conversation, the answer itself.
 
         The write saves a separate RecordFacts call per answer. If the database fails or is
-        slow, the answer goes out anyway with `recorded=False`, and the workflow's recorder
-        writes those facts, retrying; a late write still landing is harmless (idempotent).
+        slow, the answer goes out anyway with `recorded=False` (and `answer_recorded=False`),
+        and the workflow's recorder writes those facts, retrying; a late write still landing is
+        harmless (idempotent).
+
+        Read-side conversations: the answer reaches the database (and the customer) now, under
+        the seq and fact number the workflow reserved for it (a retry's copy is a no-op). The
+        riding facts and the answer go in one transaction, on one trip to the ride-along
+        thread: one write per answer, not two (docs/benchmarks.md, "Worker CPU"). The bot is
+        a pure function of the message, so it answers first, and the facts still land in
+        their order (the riding ones, then the answer).
         """
-        recorded = False
-        if question.record is not None:
-            pending = self._ride_along.submit(self.store.record, question.record)
+        reply = self.bot.answer(question.text)
+        answered_at = None
+        entries: list[Fact] = []
+        if question.answer is not None and question.answer.entry is not None:
+            answered_at = datetime.now(UTC)
+            entry = question.answer.entry.model_copy(update={"text": reply.text, "at": answered_at})
+            entries.append(question.answer.model_copy(update={"entry": entry, "at": answered_at}))
+        written = False
+        if question.record is not None or entries:
+            pending = self._ride_along.submit(self.store.record_with_entries, question.record, entries)
             try:
                 pending.result(timeout=RIDE_ALONG_RECORD_SECONDS)
-                recorded = True
+                written = True
             except FutureTimeout:
                 activity.logger.warning("Database slow: facts left to the recorder")
             except Exception as error:  # any database error: the recorder retries them
                 activity.logger.warning("Database error (%s): facts left to the recorder", type(error).__name__)
-        reply = self.bot.answer(question.text)
-        answer_recorded, answered_at = False, None
-        if question.answer is not None and question.answer.entry is not None:
-            # Read-side conversations: the answer reaches the database (and the customer) now,
-            # under the seq and fact number the workflow reserved for it (a retry's copy is a
-            # no-op). If the database fails, the workflow's recorder writes it instead.
-            answered_at = datetime.now(UTC)
-            entry = question.answer.entry.model_copy(update={"text": reply.text, "at": answered_at})
-            answer = question.answer.model_copy(update={"entry": entry, "at": answered_at})
-            pending = self._ride_along.submit(self.store.record_entries, [answer])
-            try:
-                pending.result(timeout=RIDE_ALONG_RECORD_SECONDS)
-                answer_recorded = True
-            except FutureTimeout:
-                activity.logger.warning("Database slow: the answer is left to the recorder")
-            except Exception as error:  # any database error: the recorder retries it
-                activity.logger.warning("Database error (%s): the answer is left to the recorder", type(error).__name__)
         return reply.model_copy(
-            update={"recorded": recorded, "answer_recorded": answer_recorded, "answered_at": answered_at}
+            update={
+                "recorded": written and question.record is not None,
+                "answer_recorded": written and bool(entries),
+                "answered_at": answered_at,
+            }
         )
 
     @activity.defn(name="RecordFacts")

@@ -1,7 +1,10 @@
 """The baseline: the least a hand-written Temporal workflow needs to carry the reference conversation.
 
-It receives the same 19 inputs the same way (the same signal and update names, the same
-payload models, signal-with-start for the opening message) and runs one no-op activity per
+It receives the same 19 inputs (the same signal and update names, the same payload models,
+signal-with-start for the opening message), the customer's as signals: when the driver writes
+as Handoff's API does, Handoff gets those as updates instead (`SendMessage`, `AskForHuman`),
+which costs its worker more; bench/baseline_updates.py is this baseline taking them as updates
+too (`python -m bench cpu --baseline-updates`). It runs one no-op activity per
 message the bot answers, nothing else: no rules beyond "the bot answers while it holds the
 conversation", no validators, no search attributes, no database, no continue-as-new. What
 Handoff costs over this is the price of its guarantees.

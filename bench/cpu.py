@@ -35,7 +35,11 @@ DEFAULT_LEVELS = {10: 20, 100: 100}
 
 
 async def measure(
-    levels: dict[int, int], rounds: int, profile: Path | None, show_threads: bool = False
+    levels: dict[int, int],
+    rounds: int,
+    profile: Path | None,
+    show_threads: bool = False,
+    baseline_updates: bool = False,
 ) -> list[tuple[Level, Level]]:
     measured: list[tuple[Level, Level]] = []
     async with Cluster(TMPFS if TMPFS.is_dir() else None) as cluster:
@@ -44,7 +48,7 @@ async def measure(
         )
         store = Store(cluster.database_url)
         handoff = HandoffTarget(cluster.client, handoff_worker.task_queue, store=store)
-        baseline = BaselineTarget(cluster.plain_client, baseline_worker.task_queue)
+        baseline = BaselineTarget(cluster.plain_client, baseline_worker.task_queue, customer_updates=baseline_updates)
         pairs: list[tuple[Target, WorkerProcess]] = [(handoff, handoff_worker), (baseline, baseline_worker)]
         # Warm-up (imports, first sandbox, connection pools), not counted.
         for target, _ in pairs:
@@ -213,12 +217,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--profile", type=Path, help="py-spy the Handoff worker into this raw file and print its top")
     parser.add_argument("--threads", action="store_true", help="print each worker's CPU per thread name")
+    parser.add_argument(
+        "--baseline-updates",
+        action="store_true",
+        help="send the baseline the customer's messages and requests as updates, as Handoff gets them "
+        "(default: signals, the issue's baseline)",
+    )
     parser.add_argument("--top-of", type=Path, help="only print the top entries of an existing py-spy raw file")
     args = parser.parse_args(argv)
     if args.top_of:
         print(top_entries(args.top_of))
         return
-    measured = asyncio.run(measure(args.levels, args.rounds, args.profile, args.threads))
+    measured = asyncio.run(measure(args.levels, args.rounds, args.profile, args.threads, args.baseline_updates))
     print(table(measured))
     if args.profile and args.profile.exists():
         print(top_entries(args.profile))

@@ -26,6 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from bench import reference
 from bench.baseline import ANSWER_ACTIVITY as BASELINE_ANSWER
 from bench.baseline import WORKFLOW_NAME as BASELINE_WORKFLOW
+from bench.baseline_updates import WORKFLOW_NAME as BASELINE_UPDATES_WORKFLOW
 from bench.reference import Kind, Step
 from handoff.client import HandoffClient, workflow_id
 from handoff.models import (
@@ -143,9 +144,12 @@ class BaselineTarget:
     name = "baseline"
     answer_activity = BASELINE_ANSWER
 
-    def __init__(self, client: Client, task_queue: str) -> None:
+    def __init__(self, client: Client, task_queue: str, *, customer_updates: bool = False) -> None:
         self.client = client
         self.task_queue = task_queue
+        # Customer messages and requests for a person as updates, the way HandoffTarget sends
+        # them when it writes as the API does; signals otherwise (the default).
+        self.customer_updates = customer_updates
 
     def workflow_id(self, conversation_id: str) -> str:
         return f"baseline-{conversation_id}"
@@ -155,7 +159,7 @@ class BaselineTarget:
 
     async def start(self, conversation_id: str, text: str) -> None:
         await self.client.start_workflow(
-            BASELINE_WORKFLOW,
+            BASELINE_UPDATES_WORKFLOW if self.customer_updates else BASELINE_WORKFLOW,
             conversation_id,
             id=self.workflow_id(conversation_id),
             task_queue=self.task_queue,
@@ -164,10 +168,16 @@ class BaselineTarget:
         )
 
     async def message(self, conversation_id: str, text: str) -> None:
-        await self._handle(conversation_id).signal("CustomerMessage", CustomerMessage(text=text))
+        if self.customer_updates:
+            await self._handle(conversation_id).execute_update("SendMessage", CustomerMessage(text=text))
+        else:
+            await self._handle(conversation_id).signal("CustomerMessage", CustomerMessage(text=text))
 
     async def request_human(self, conversation_id: str) -> None:
-        await self._handle(conversation_id).signal("RequestHuman", RequestHuman())
+        if self.customer_updates:
+            await self._handle(conversation_id).execute_update("AskForHuman", RequestHuman())
+        else:
+            await self._handle(conversation_id).signal("RequestHuman", RequestHuman())
 
     async def take_over(self, conversation_id: str, agent: Agent) -> None:
         await self._handle(conversation_id).execute_update("TakeOver", TakeOver(agent=agent))

@@ -19,6 +19,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from bench.baseline import BaselineConversation, noop_answer
+from bench.baseline_updates import BaselineConversationUpdates
 from handoff.bot import KnowledgeBaseBot
 from handoff.config import Settings
 from handoff.converter import data_converter
@@ -45,7 +46,7 @@ async def serve(kind: str, task_queue: str, max_cached: int | None, unsandboxed:
         worker = Worker(
             client,
             task_queue=task_queue,
-            workflows=[BaselineConversation],
+            workflows=[BaselineConversation, BaselineConversationUpdates],
             activities=[noop_answer],
             **options,  # type: ignore[arg-type]
         )

@@ -553,25 +553,35 @@ class Store:
         activity that produced it); insert-if-absent by key like every write."""
         return self._write(entries, None)
 
+    def record_with_entries(self, batch: RecordBatch | None, entries: list[Fact]) -> int:
+        """`record(batch)` and then `record_entries(entries)`, in one transaction: a bot answer's
+        riding facts and the answer itself (activities/conversation.py), one write, not two."""
+        if batch is None:
+            return self._write(entries, None)
+        return self._write([*batch.facts, *entries], batch.summary)
+
     def _write(self, new_facts: list[Fact], summary: ConversationSummary | None) -> int:
         """The one write path: facts inserted by key (a copy already there is a no-op), then the
         conversation's row, which only moves forward. Returns how many facts were new."""
+        # A fact's key is a digest of its cause (`Fact.key`): computed once here, not per use.
+        rows = [_fact_row(f) for f in new_facts]
         with self.engine.begin() as conn:
             inserted = 0
             inserted_keys: Sequence[str] = []
             if new_facts:
-                result = conn.execute(self._facts_insert(), [_fact_row(f) for f in new_facts])
+                result = conn.execute(self._facts_insert(), rows)
                 inserted_keys = result.scalars().all()
                 inserted = len(inserted_keys)
+            new: list[Fact] = []
             if inserted:
                 new_keys = set(inserted_keys)
-                self._index_stats(conn, [f for f in new_facts if f.key in new_keys])
+                new = [f for f, row in zip(new_facts, rows, strict=True) if row["key"] in new_keys]
+                self._index_stats(conn, new)
             if summary is not None:
                 row = _summary_row(summary)
                 conn.execute(self._conversation_upsert(tuple(row)), row)
             if inserted:
-                new = set(inserted_keys)
-                closed = [f for f in new_facts if f.key in new and f.kind is FactKind.CLOSED]
+                closed = [f for f in new if f.kind is FactKind.CLOSED]
                 if any(f.outcome is Outcome.RESOLVED for f in closed):
                     # The past-reply index grows with the close that makes a conversation resolved,
                     # in its transaction: never a conversation closed without its replies indexed.
@@ -580,7 +590,7 @@ class Store:
                     index_conversation(conn, closed[0].conversation_id)
                 # Events for the live streams and webhooks, in the same transaction: only for the
                 # facts this write inserted, so a retry or the other writer's copy publishes nothing.
-                self._publish(conn, new_facts[0].conversation_id, [f for f in new_facts if f.key in new])
+                self._publish(conn, new_facts[0].conversation_id, new)
             return inserted
 
     def _index_stats(self, conn: sa.Connection, inserted: list[Fact]) -> None:

@@ -11,8 +11,6 @@ The rules live in `handoff.lifecycle`; this workflow only orchestrates around th
   unanswered messages included), so a conversation can run for months.
 """
 
-from __future__ import annotations
-
 import asyncio
 from collections.abc import Callable
 from datetime import timedelta
