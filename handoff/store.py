@@ -644,41 +644,78 @@ class Store:
         removed: list[CountKey],
         added: list[CountKey],
     ) -> None:
-        """Rewrite the conversation's statistics rows from all its facts (statements built once),
-        adding the `stat_counts` keys of the rows it deleted to `removed` and of those it wrote to
-        `added`."""
+        """Bring the conversation's statistics rows to those of all its facts, adding the
+        `stat_counts` keys of the rows it deleted to `removed` and of those it wrote to `added`.
+
+        The rows are derived from all the facts again (a transition can change rows before it:
+        an open wait gets its end), but only the difference is written: the rows already there
+        that the facts still give stay (with their `seq`), those they no longer give are
+        deleted, the new ones inserted after the last `seq`. A transition in a conversation of
+        thousands of messages then writes a few rows, not thousands; the rows and counts that
+        result are exactly those of a full rewrite (tests/test_stats_scale.py compares them)."""
         from handoff.stat_events import count_keys
 
-        f, e = facts.c, stat_events.c
+        f, e, a = facts.c, stat_events.c, conversation_agents.c
 
         def recorded() -> Any:
             return sa.select(f.number, f.kind, f.at, f.entry_kind, f.agent_id, f.outcome).where(
                 f.conversation_id == sa.bindparam("p_conversation"), f.kind != FactKind.NOTE.value
             )
 
+        def present() -> Any:
+            return sa.select(e.seq, e.kind, e.at, e.agent_id, e.value, e.end_at, e.past_day).where(
+                e.conversation_id == sa.bindparam("p_conversation")
+            )
+
         def delete_events() -> Any:
-            return (
-                sa.delete(stat_events)
-                .where(e.conversation_id == sa.bindparam("p_conversation"))
-                .returning(e.kind, e.at, e.agent_id, e.end_at)
+            return sa.delete(stat_events).where(
+                e.conversation_id == sa.bindparam("p_conversation"), e.seq == sa.bindparam("p_seq")
+            )
+
+        def present_agents() -> Any:
+            return sa.select(a.agent_id, a.first_at, a.last_at).where(
+                a.conversation_id == sa.bindparam("p_conversation")
             )
 
         def delete_agents() -> Any:
-            return sa.delete(conversation_agents).where(
-                conversation_agents.c.conversation_id == sa.bindparam("p_conversation")
-            )
+            return sa.delete(conversation_agents).where(a.conversation_id == sa.bindparam("p_conversation"))
 
         which = {"p_conversation": conversation_id}
         rows = conn.execute(self._statement("stats_facts", recorded), which)
         new_events, new_agents = db_rows(conversation_id, [fact_row(*r) for r in rows])
-        old_events = conn.execute(self._statement("stats_delete", delete_events), which)
-        removed.extend(k for r in old_events for k in count_keys(*r))
-        conn.execute(self._statement("agents_delete", delete_agents), which)
-        if new_events:
-            conn.execute(self._statement("stats_insert", lambda: sa.insert(stat_events)), new_events)
-            added.extend(k for r in new_events for k in count_keys(r["kind"], r["at"], r["agent_id"], r["end_at"]))
-        if new_agents:
-            conn.execute(self._statement("agents_insert", lambda: sa.insert(conversation_agents)), new_agents)
+
+        # Match the rows wanted against those present, as multisets of their columns (`day`
+        # follows from `at`; `seq` is only the row's place).
+        stale: dict[tuple[Any, ...], list[int]] = {}
+        last_seq = -1
+        for present_row in conn.execute(self._statement("stats_present", present), which):
+            seq, *columns = present_row
+            stale.setdefault(tuple(columns), []).append(seq)
+            last_seq = max(last_seq, seq)
+        inserts: list[dict[str, Any]] = []
+        for row in new_events:
+            seqs = stale.get((row["kind"], row["at"], row["agent_id"], row["value"], row["end_at"], row["past_day"]))
+            if seqs:
+                seqs.pop()  # already there: it stays
+            else:
+                last_seq += 1
+                inserts.append({**row, "seq": last_seq})
+        deletes: list[dict[str, Any]] = []
+        for (kind, at, agent_id, _value, end_at, _past_day), seqs in stale.items():
+            deletes.extend({"p_conversation": conversation_id, "p_seq": seq} for seq in seqs)
+            removed.extend(k for _ in seqs for k in count_keys(kind, at, agent_id, end_at))
+        if deletes:
+            conn.execute(self._statement("stats_delete", delete_events), deletes)
+        if inserts:
+            conn.execute(self._statement("stats_insert", lambda: sa.insert(stat_events)), inserts)
+            added.extend(k for r in inserts for k in count_keys(r["kind"], r["at"], r["agent_id"], r["end_at"]))
+
+        agents = conn.execute(self._statement("agents_present", present_agents), which).all()
+        wanted = {(r["agent_id"], r["first_at"], r["last_at"]) for r in new_agents}
+        if {tuple(r) for r in agents} != wanted:
+            conn.execute(self._statement("agents_delete", delete_agents), which)
+            if new_agents:
+                conn.execute(self._statement("agents_insert", lambda: sa.insert(conversation_agents)), new_agents)
 
     def _append_stats(self, conn: sa.Connection, conversation_id: str, rows: list[Any], db_row: Any) -> None:
         """Add rows that change no other row of the conversation (`standalone_rows`)."""
