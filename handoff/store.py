@@ -599,7 +599,8 @@ class Store:
         their counts per day (`stat_counts`) by the difference.
 
         Facts that change nothing else (notes, customer and bot messages) add their rows; any
-        other rewrites the conversation's rows from all its facts. On PostgreSQL a per-conversation
+        other brings the conversation's rows up to date with all its facts (`_rewrite_stats`,
+        which writes only the rows that changed). On PostgreSQL a per-conversation
         advisory lock, taken after the facts are inserted and held to the commit, puts concurrent
         writers of one conversation in turn; each statement then reads the facts the previous
         writer committed, and the rows it deletes are those the previous writer left, so the
