@@ -563,6 +563,19 @@ class Conversation:
         timer = min(pending, key=lambda t: (pending[t], t.value))
         return TimerFired(timer=timer, deadline=pending[timer])
 
+    def keeps_armed_timer(self, armed_deadline: datetime) -> bool:
+        """Whether a Temporal timer already armed for `armed_deadline` still serves.
+
+        It does while some timer is pending and none is due before it. A deadline moved later
+        (each customer message restarts the bot-idle clock) keeps the armed timer: when it
+        fires, the workflow applies what is due then, or arms one timer for the rest. Only an
+        earlier deadline, or no timer pending at all, replaces it. So a conversation where the
+        customer keeps writing starts one Temporal timer per idle period, not one per message:
+        each start is a billable action and two history events, and each cancel one more event.
+        """
+        pending = self.next_timer()
+        return pending is not None and pending.deadline >= armed_deadline
+
     def reserve_bot_answer(self, reply_to: int) -> Fact:
         """Read-side conversations: the seq and fact number the bot's answer to `reply_to` will
         have, fixed before it is asked, so the bot activity can write the answer to the

@@ -78,6 +78,31 @@ def test_a_customer_message_moves_the_idle_deadline_and_the_old_one_changes_noth
     assert conv.status is Status.BOT
 
 
+def test_an_armed_timer_is_kept_while_deadlines_move_later_and_replaced_by_an_earlier_one_or_none() -> None:
+    """One Temporal timer serves a customer who keeps writing: each message moves the idle
+    deadline later, which keeps the timer armed for the first one (the workflow re-arms when it
+    fires); a request for a person brings an earlier deadline (the waiting SLA), which replaces it."""
+    conv = fresh(TIMERS.model_copy(update={"human_idle_close": None}))
+    armed = conv.next_timer()
+    assert armed is not None and armed.deadline == at(0) + timedelta(hours=24)
+    for minute in range(1, 6):
+        conv.apply(CustomerMessage(text=f"message {minute}"), at(60 * minute))
+        assert conv.keeps_armed_timer(armed.deadline)
+    # Had the armed timer fired: nothing is due at its deadline, the idle close is 5 minutes later.
+    assert conv.apply(armed, armed.deadline) == []
+    later = conv.next_timer()
+    assert later is not None and later.deadline == at(300) + timedelta(hours=24)
+    assert conv.keeps_armed_timer(later.deadline)
+    conv.apply(RequestHuman(), at(400))
+    assert not conv.keeps_armed_timer(later.deadline)  # the waiting SLA is due first
+    sla = conv.next_timer()
+    assert sla is not None and sla.deadline == at(400) + timedelta(minutes=2)
+    conv.apply(TakeOver(agent=ALICE), at(420))  # first-reply SLA, later than the waiting SLA was
+    assert conv.keeps_armed_timer(sla.deadline)
+    conv.apply(AgentReply(agent=ALICE, text="hi"), at(440))  # no timer left (human idle is off)
+    assert conv.next_timer() is None and not conv.keeps_armed_timer(sla.deadline)
+
+
 def test_waiting_sla_flags_once_and_sends_the_notice_then_the_idle_close_counts_as_abandoned() -> None:
     conv = fresh()
     conv.apply(RequestHuman(), at(10))

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.enums.v1 import EventType, IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -160,3 +160,29 @@ async def test_an_idle_timer_keeps_its_deadline_across_continue_as_new(
     assert final.closed_at is not None
     # 24h after the message, not 24h after the new run started (12 hours later).
     assert timedelta(hours=24) <= final.closed_at - customer_at < timedelta(hours=25)
+
+
+async def test_a_customer_who_keeps_writing_costs_one_timer_per_idle_period_not_one_per_message(
+    skipping_env: WorkflowEnvironment, skipping_worker: Worker, skipping_store: Store
+) -> None:
+    """Each message moves the idle close 24h later; the timer armed for the first one is kept
+    (a Temporal timer start is a billable action), and when it fires the workflow arms one more
+    for the rest: two timers for six messages, none cancelled, and the close as late as ever."""
+    handoff = client(skipping_env, skipping_worker, skipping_store, TimerSettings(bot_idle_close=timedelta(hours=24)))
+    conversation_id = new_id()
+    await handoff.start_or_message(conversation_id, "customer-1", "hello")
+    for hour in range(1, 6):
+        await skipping_env.sleep(timedelta(hours=1))
+        await handoff.send_message(conversation_id, f"still there? ({hour})")
+        await eventually(lambda: handoff.transcript(conversation_id), lambda t, n=hour: len(t) >= 2 * (n + 1))  # type: ignore[misc]
+    await skipping_env.sleep(timedelta(hours=30))
+    final = await handoff.result(conversation_id)
+    assert final.status is Status.CLOSED and final.outcome is Outcome.INACTIVE
+    facts = skipping_store.facts(conversation_id)
+    last_message_at = max(f.at for f in facts if f.entry is not None and f.entry.kind is EntryKind.CUSTOMER)
+    assert final.closed_at is not None
+    assert timedelta(hours=24) <= final.closed_at - last_message_at < timedelta(hours=24, minutes=1)
+    history = await skipping_env.client.get_workflow_handle(workflow_id(conversation_id)).fetch_history()
+    started = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED]
+    cancelled = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_TIMER_CANCELED]
+    assert (len(started), len(cancelled)) == (2, 0)

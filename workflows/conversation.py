@@ -14,6 +14,7 @@ The rules live in `handoff.lifecycle`; this workflow only orchestrates around th
 import asyncio
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any, TypeVar, cast
 
 from temporalio import workflow
@@ -49,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         Release,
         RequestHuman,
         TakeOver,
+        TimerFired,
         TranscriptEntry,
         Transfer,
     )
@@ -80,6 +82,11 @@ RECORD_BATCH_CHARS = 500_000
 TIMERS_PATCH = "timers"
 """Issue 9: the run loop waits for the earliest pending timer (`workflow.patched`, so histories
 recorded before keep replaying)."""
+
+LAZY_TIMERS_PATCH = "lazy-timers"
+"""An armed timer is kept while the deadlines move later (`Conversation.keeps_armed_timer`),
+instead of being cancelled and started again at every change; histories recorded before replay
+as they ran."""
 
 
 def rejection_error(rejected: Rejected) -> ApplicationError:
@@ -151,10 +158,13 @@ class ConversationWorkflow:
     async def _run_timers_until(self, done: Callable[[], bool]) -> None:
         """Wait until `done`, firing each timer of the rules layer when its deadline passes.
 
-        One Temporal timer at a time, for the earliest deadline; it is replaced only when that
-        deadline changes (a customer message moves the idle timer, a take-over cancels the SLA).
-        Deadlines are absolute and carried across continue-as-new, so a timer started in an
-        earlier run fires at its original time (at once if that has passed)."""
+        One Temporal timer at a time, for the earliest deadline. It is replaced only when a
+        deadline earlier than it appears or no timer is pending (`keeps_armed_timer`); a deadline
+        moved later (a customer message restarting the idle clock) keeps it, and when it fires the
+        loop applies what is due then or arms one timer for the rest. Histories recorded before
+        `LAZY_TIMERS_PATCH` replaced it at every change. Deadlines are absolute and carried
+        across continue-as-new, so a timer started in an earlier run fires at its original time
+        (at once if that has passed)."""
         while not done():
             timer = self._conversation.next_timer()
             if timer is None:
@@ -167,15 +177,23 @@ class ConversationWorkflow:
                 continue
             remaining = (timer.deadline - workflow.now()).total_seconds()
             if remaining > 0:
+                lazy = workflow.patched(LAZY_TIMERS_PATCH)
                 try:
-                    await workflow.wait_condition(
-                        lambda timer=timer: done() or self._conversation.next_timer() != timer,  # type: ignore[misc]
-                        timeout=remaining,
-                    )
+                    await workflow.wait_condition(partial(self._stop_waiting, done, timer, lazy), timeout=remaining)
                     continue
                 except TimeoutError:
-                    pass
+                    if lazy:
+                        continue  # the deadlines may have moved since: apply what is due, or wait on
             self._apply(timer)
+
+    def _stop_waiting(self, done: Callable[[], bool], armed: TimerFired, lazy: bool) -> bool:
+        """Whether to stop waiting on the timer armed for `armed`: done, or the timer is to be
+        replaced (lazy: only by an earlier deadline or none; before: at any change)."""
+        if done():
+            return True
+        if lazy:
+            return not self._conversation.keeps_armed_timer(armed.deadline)
+        return self._conversation.next_timer() != armed
 
     # --- Customer side: signals (fire and forget: accepted while no worker runs) ...
 
