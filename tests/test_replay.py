@@ -34,6 +34,8 @@ def test_there_are_histories_of_every_kind() -> None:
     assert {"cost__reference_conversation", "cost__continued_as_new"} <= names
     # Issue 10: automatic assignment's take-overs and an offline agent's release.
     assert "agents_at_work" in names
+    # Timers kept while their deadlines move later, re-armed when they fire, replaced by an earlier one.
+    assert "lazy_timers" in names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
