@@ -205,6 +205,7 @@ class HandoffClient:
         read_side: bool = True,
         search_attributes_at_close: bool = True,
         facts_by_cause: bool = True,
+        lazy_timers: bool = True,
     ) -> None:
         """Deliver a customer message, starting the conversation if it is new.
 
@@ -218,7 +219,9 @@ class HandoffClient:
         upserts its search attributes once, at the close (see `handoff.search_attributes`);
         False gives one upsert per transition, as earlier versions did. `facts_by_cause`: every
         fact is keyed by its cause (message id, update id, the question a bot answer answers),
-        not by its number; False gives number keys, as earlier versions did.
+        not by its number; False gives number keys, as earlier versions did. `lazy_timers`: the
+        armed Temporal timer is kept while deadlines move later (`Conversation.replaces_armed_timer`);
+        False replaces it at every change, as earlier versions did.
         """
         _check(lambda: check_text(text, "the message"))
         _check(lambda: check_text(customer_id, "the customer id", MAX_CUSTOMER_ID_CHARS))
@@ -235,6 +238,7 @@ class HandoffClient:
                     read_side=read_side,
                     search_attributes_at_close=search_attributes_at_close,
                     facts_by_cause=facts_by_cause,
+                    lazy_timers=lazy_timers,
                 ),
                 id=workflow_id(conversation_id),
                 task_queue=self.task_queue,

@@ -563,18 +563,21 @@ class Conversation:
         timer = min(pending, key=lambda t: (pending[t], t.value))
         return TimerFired(timer=timer, deadline=pending[timer])
 
-    def keeps_armed_timer(self, armed_deadline: datetime) -> bool:
-        """Whether a Temporal timer already armed for `armed_deadline` still serves.
+    def replaces_armed_timer(self, armed: TimerFired) -> bool:
+        """Whether the Temporal timer armed for `armed` must be cancelled for another.
 
-        It does while some timer is pending and none is due before it. A deadline moved later
-        (each customer message restarts the bot-idle clock) keeps the armed timer: when it
-        fires, the workflow applies what is due then, or arms one timer for the rest. Only an
-        earlier deadline, or no timer pending at all, replaces it. So a conversation where the
-        customer keeps writing starts one Temporal timer per idle period, not one per message:
-        each start is a billable action and two history events, and each cancel one more event.
+        A conversation with `lazy_timers` keeps it while some timer is pending and none is due
+        before it. A deadline moved later (each customer message restarts the bot-idle clock)
+        keeps the armed timer: when it fires, the workflow applies what is due then, or arms one
+        timer for the rest. Only an earlier deadline, or no timer pending at all, replaces it. So
+        a customer who keeps writing costs one Temporal timer per idle period, not one per
+        message (each start is a billable action and two history events, each cancel one more).
+        Conversations started before replace it at every change of the earliest deadline.
         """
         pending = self.next_timer()
-        return pending is not None and pending.deadline >= armed_deadline
+        if not self.state.lazy_timers:
+            return pending != armed
+        return pending is None or pending.deadline < armed.deadline
 
     def reserve_bot_answer(self, reply_to: int) -> Fact:
         """Read-side conversations: the seq and fact number the bot's answer to `reply_to` will

@@ -327,6 +327,11 @@ class ConversationState(ConversationSummary):
     # the customer messages the bot still owes an answer, by entry seq (its answer's cause).
     facts_by_cause: bool = False
     question_causes: dict[int, str] = Field(default_factory=dict)
+    # The armed Temporal timer is kept while deadlines move later (`Conversation.replaces_armed_timer`):
+    # one timer per idle period, not one per customer message. Set for new conversations only, so
+    # older histories replay (a flag, not `workflow.patched`, whose search-attribute upsert is
+    # itself a billable action per run).
+    lazy_timers: bool = False
 
     def summary(self) -> ConversationSummary:
         return ConversationSummary.model_validate(self.model_dump(include=set(ConversationSummary.model_fields)))
@@ -353,6 +358,8 @@ class ConversationInput(Model):
     search_attributes_at_close: bool = False
     # Issue 8: new conversations key every fact by its cause.
     facts_by_cause: bool = False
+    # New conversations keep their armed timer while deadlines move later.
+    lazy_timers: bool = False
 
 
 class CommandResult(ConversationSummary):

@@ -83,24 +83,32 @@ def test_an_armed_timer_is_kept_while_deadlines_move_later_and_replaced_by_an_ea
     deadline later, which keeps the timer armed for the first one (the workflow re-arms when it
     fires); a request for a person brings an earlier deadline (the waiting SLA), which replaces it."""
     conv = fresh(TIMERS.model_copy(update={"human_idle_close": None}))
+    conv.state.lazy_timers = True
     armed = conv.next_timer()
     assert armed is not None and armed.deadline == at(0) + timedelta(hours=24)
     for minute in range(1, 6):
         conv.apply(CustomerMessage(text=f"message {minute}"), at(60 * minute))
-        assert conv.keeps_armed_timer(armed.deadline)
-    # Had the armed timer fired: nothing is due at its deadline, the idle close is 5 minutes later.
+        assert not conv.replaces_armed_timer(armed)
+    # When the armed timer fires, nothing is due: the idle close is 5 minutes later.
     assert conv.apply(armed, armed.deadline) == []
     later = conv.next_timer()
     assert later is not None and later.deadline == at(300) + timedelta(hours=24)
-    assert conv.keeps_armed_timer(later.deadline)
     conv.apply(RequestHuman(), at(400))
-    assert not conv.keeps_armed_timer(later.deadline)  # the waiting SLA is due first
+    assert conv.replaces_armed_timer(later)  # the waiting SLA is due first
     sla = conv.next_timer()
     assert sla is not None and sla.deadline == at(400) + timedelta(minutes=2)
-    conv.apply(TakeOver(agent=ALICE), at(420))  # first-reply SLA, later than the waiting SLA was
-    assert conv.keeps_armed_timer(sla.deadline)
+    conv.apply(TakeOver(agent=ALICE), at(420))  # the first-reply SLA, later than the waiting SLA was
+    assert not conv.replaces_armed_timer(sla)
     conv.apply(AgentReply(agent=ALICE, text="hi"), at(440))  # no timer left (human idle is off)
-    assert conv.next_timer() is None and not conv.keeps_armed_timer(sla.deadline)
+    assert conv.next_timer() is None and conv.replaces_armed_timer(sla)
+
+
+def test_conversations_started_before_lazy_timers_replace_the_armed_timer_at_every_change() -> None:
+    conv = fresh()
+    armed = conv.next_timer()
+    assert armed is not None and not conv.replaces_armed_timer(armed)
+    conv.apply(CustomerMessage(text="still there"), at(60))
+    assert conv.replaces_armed_timer(armed)
 
 
 def test_waiting_sla_flags_once_and_sends_the_notice_then_the_idle_close_counts_as_abandoned() -> None:

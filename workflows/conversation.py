@@ -83,11 +83,6 @@ TIMERS_PATCH = "timers"
 """Issue 9: the run loop waits for the earliest pending timer (`workflow.patched`, so histories
 recorded before keep replaying)."""
 
-LAZY_TIMERS_PATCH = "lazy-timers"
-"""An armed timer is kept while the deadlines move later (`Conversation.keeps_armed_timer`),
-instead of being cancelled and started again at every change; histories recorded before replay
-as they ran."""
-
 
 def rejection_error(rejected: Rejected) -> ApplicationError:
     """How a refused command reaches the caller of an update: type = the rejection code."""
@@ -116,6 +111,8 @@ class ConversationWorkflow:
             state.search_attributes_at_close = True
         if input.state is None and input.facts_by_cause:
             state.facts_by_cause = True
+        if input.state is None and input.lazy_timers:
+            state.lazy_timers = True
         self._conversation = Conversation(state)
         self._continue_as_new_after_events = input.continue_as_new_after_events
         self._draining = False  # set before continue-as-new: start no new activity
@@ -158,13 +155,12 @@ class ConversationWorkflow:
     async def _run_timers_until(self, done: Callable[[], bool]) -> None:
         """Wait until `done`, firing each timer of the rules layer when its deadline passes.
 
-        One Temporal timer at a time, for the earliest deadline. It is replaced only when a
-        deadline earlier than it appears or no timer is pending (`keeps_armed_timer`); a deadline
-        moved later (a customer message restarting the idle clock) keeps it, and when it fires the
-        loop applies what is due then or arms one timer for the rest. Histories recorded before
-        `LAZY_TIMERS_PATCH` replaced it at every change. Deadlines are absolute and carried
-        across continue-as-new, so a timer started in an earlier run fires at its original time
-        (at once if that has passed)."""
+        One Temporal timer at a time, for the earliest deadline. The rules say when it is
+        replaced (`Conversation.replaces_armed_timer`: in new conversations, only by an earlier
+        deadline or none pending); a deadline moved later keeps it, and when it fires the loop
+        applies what is due then or arms one timer for the rest. Deadlines are absolute and
+        carried across continue-as-new, so a timer started in an earlier run fires at its
+        original time (at once if that has passed)."""
         while not done():
             timer = self._conversation.next_timer()
             if timer is None:
@@ -177,23 +173,16 @@ class ConversationWorkflow:
                 continue
             remaining = (timer.deadline - workflow.now()).total_seconds()
             if remaining > 0:
-                lazy = workflow.patched(LAZY_TIMERS_PATCH)
                 try:
-                    await workflow.wait_condition(partial(self._stop_waiting, done, timer, lazy), timeout=remaining)
+                    await workflow.wait_condition(partial(self._stop_waiting, done, timer), timeout=remaining)
                     continue
                 except TimeoutError:
-                    if lazy:
+                    if self._conversation.state.lazy_timers:
                         continue  # the deadlines may have moved since: apply what is due, or wait on
             self._apply(timer)
 
-    def _stop_waiting(self, done: Callable[[], bool], armed: TimerFired, lazy: bool) -> bool:
-        """Whether to stop waiting on the timer armed for `armed`: done, or the timer is to be
-        replaced (lazy: only by an earlier deadline or none; before: at any change)."""
-        if done():
-            return True
-        if lazy:
-            return not self._conversation.keeps_armed_timer(armed.deadline)
-        return self._conversation.next_timer() != armed
+    def _stop_waiting(self, done: Callable[[], bool], armed: TimerFired) -> bool:
+        return done() or self._conversation.replaces_armed_timer(armed)
 
     # --- Customer side: signals (fire and forget: accepted while no worker runs) ...
 
