@@ -37,6 +37,7 @@ from temporalio.client import Client
 
 from bench import reference
 from bench.driver import BaselineTarget, HandoffTarget, Target, run_reference
+from handoff.config import Settings
 from handoff.models import EntryKind
 
 E = EventType
@@ -163,8 +164,18 @@ async def check_transcript(target: HandoffTarget, conversation_id: str) -> None:
         raise RuntimeError("not every bot answer reached the transcript")
 
 
+DEFAULT_TIMERS = "handoff_default_timers"
+"""The key of Handoff's cost with the timers `handoff up` starts conversations with."""
+
+
 async def compare(handoff: HandoffTarget, baseline: BaselineTarget, conversation_id: str) -> dict[str, Cost]:
-    """One reference conversation on each, alone, and their costs."""
+    """One reference conversation on each, alone, and their costs; and Handoff's once more
+    with the release's default timers (24 h idle close, 2 min waiting SLA, 5 min first-reply
+    SLA), which start, and cancel, Temporal timers even when none fires."""
     costs = {"handoff": await measure(handoff, conversation_id), "baseline": await measure(baseline, conversation_id)}
     await check_transcript(handoff, conversation_id)
+    with_timers = HandoffTarget(
+        handoff.client, handoff.handoff.task_queue, store=handoff.store, timers=Settings.model_construct().timers()
+    )
+    costs[DEFAULT_TIMERS] = await measure(with_timers, f"{conversation_id}-timers")
     return costs

@@ -41,6 +41,7 @@ from handoff.models import (
     RequestHuman,
     Status,
     TakeOver,
+    TimerSettings,
 )
 from handoff.store import Store
 
@@ -77,9 +78,12 @@ class HandoffTarget:
         *,
         continue_as_new_after_events: int | None = None,
         store: Store | None = None,
+        timers: TimerSettings | None = None,
     ) -> None:
         self.client = client
-        self.handoff = HandoffClient(client, task_queue)
+        # Without `timers` (the throughput, latency and cost figures) conversations start with none;
+        # `handoff up` starts them with the settings' defaults (the cost phase measures that too).
+        self.handoff = HandoffClient(client, task_queue, timers=timers)
         self.continue_as_new_after_events = continue_as_new_after_events
         # With the project database, agent commands, customer messages and requests for a
         # person go as the API sends them: updates whose facts the API writes itself (the

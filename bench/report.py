@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import reference
-from bench.cost import Cost, minimum_actions
+from bench.cost import DEFAULT_TIMERS, Cost, minimum_actions
 from bench.growth import Length
 from bench.latency import Latency
 from bench.memory import MemoryResult
@@ -44,7 +44,7 @@ def results(m: Measurements) -> dict[str, Any]:
     top_handoff, top_baseline = m.levels[-1]
     takeover = Latency.of(top_handoff.timings)
     takeover_baseline = Latency.of(top_baseline.timings)
-    handoff_cost, baseline_cost = m.costs["handoff"], m.costs["baseline"]
+    handoff_cost, baseline_cost, timers_cost = m.costs["handoff"], m.costs["baseline"], m.costs[DEFAULT_TIMERS]
     minimum = minimum_actions()
     first, last = m.growth[0], m.growth[-1]
     data: dict[str, Any] = {
@@ -98,6 +98,9 @@ def results(m: Measurements) -> dict[str, Any]:
             "ratio_to_minimum": _r(handoff_cost.total_actions / minimum, 2),
             "handoff_by_kind": dict(handoff_cost.actions.most_common()),
             "baseline_by_kind": dict(baseline_cost.actions.most_common()),
+            # `handoff up` starts conversations with timers; the figures above have none.
+            "handoff_with_default_timers": timers_cost.total_actions,
+            "handoff_with_default_timers_by_kind": dict(timers_cost.actions.most_common()),
             "minimum_rule": (
                 f"1 signal-with-start + {reference.INPUTS - 1} other inputs (signal or update) "
                 f"+ {reference.BOT_ANSWERS} bot-answer activities"
@@ -255,6 +258,7 @@ def markdown(data: dict[str, Any]) -> str:
         "|---|---|---|---|",
         f"| billable actions | **{actions['handoff']}** ({actions['ratio_to_minimum']:.2f}×) | "
         f"{actions['baseline']} | {actions['minimum']} |",
+        f"| billable actions, with the default timers | {actions['handoff_with_default_timers']} | | |",
         f"| history events | {events['handoff']} | {events['baseline']} | |",
         f"| history size (KiB) | {size['handoff'] / KIB:.1f} | {size['baseline'] / KIB:.1f} | |",
         "",
