@@ -46,10 +46,10 @@ class ConversationActivities:
         their order (the riding ones, then the answer).
         """
         reply = self.bot.answer(question.text)
-        answered_at = None
+        # Also when nothing is written: a local answer's time in the workflow (see `_answer_locally`).
+        answered_at = datetime.now(UTC)
         entries: list[Fact] = []
         if question.answer is not None and question.answer.entry is not None:
-            answered_at = datetime.now(UTC)
             entry = question.answer.entry.model_copy(update={"text": reply.text, "at": answered_at})
             entries.append(question.answer.model_copy(update={"entry": entry, "at": answered_at}))
         written = False

@@ -28,6 +28,7 @@ from bench.baseline import ANSWER_ACTIVITY as BASELINE_ANSWER
 from bench.baseline import WORKFLOW_NAME as BASELINE_WORKFLOW
 from bench.baseline_updates import WORKFLOW_NAME as BASELINE_UPDATES_WORKFLOW
 from bench.reference import Kind, Step
+from handoff.cli.history import local_activity_marker
 from handoff.client import HandoffClient, workflow_id
 from handoff.models import (
     Agent,
@@ -267,6 +268,7 @@ class HistoryWatcher:
                         next_run = event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
                     if event.event_type in (
                         EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+                        EventType.EVENT_TYPE_MARKER_RECORDED,
                         EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
                     ):
                         async with self._changed:
@@ -293,6 +295,11 @@ class HistoryWatcher:
             case EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
                 self.answers += self._pending
                 self._pending = 0
+            case EventType.EVENT_TYPE_MARKER_RECORDED:
+                # A bot answer inside the workflow task (a local activity): its marker comes after
+                # that task's completion, so the answer is in the transcript already.
+                if (local_activity_marker(event) or {}).get("activity_type") == self.answer_activity:
+                    self.answers += 1
 
 
 @dataclass

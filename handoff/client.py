@@ -206,6 +206,7 @@ class HandoffClient:
         search_attributes_at_close: bool = True,
         facts_by_cause: bool = True,
         lazy_timers: bool = True,
+        local_bot_answers: bool = True,
     ) -> None:
         """Deliver a customer message, starting the conversation if it is new.
 
@@ -221,7 +222,11 @@ class HandoffClient:
         fact is keyed by its cause (message id, update id, the question a bot answer answers),
         not by its number; False gives number keys, as earlier versions did. `lazy_timers`: the
         armed Temporal timer is kept while deadlines move later (`Conversation.replaces_armed_timer`);
-        False replaces it at every change, as earlier versions did.
+        False replaces it at every change, as earlier versions did. `local_bot_answers` (read-side
+        conversations): the bot answers a `SendMessage` update inside the workflow task, writing
+        nothing, and the update answers with the bot's reply among its facts; False answers it
+        in a `BotAnswer` activity that writes the answer itself, as earlier versions did (and as
+        a message sent as a signal is always answered).
         """
         _check(lambda: check_text(text, "the message"))
         _check(lambda: check_text(customer_id, "the customer id", MAX_CUSTOMER_ID_CHARS))
@@ -239,6 +244,7 @@ class HandoffClient:
                     search_attributes_at_close=search_attributes_at_close,
                     facts_by_cause=facts_by_cause,
                     lazy_timers=lazy_timers,
+                    local_bot_answers=local_bot_answers,
                 ),
                 id=workflow_id(conversation_id),
                 task_queue=self.task_queue,

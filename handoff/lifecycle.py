@@ -579,6 +579,23 @@ class Conversation:
             return pending != armed
         return pending is None or pending.deadline < armed.deadline
 
+    def answer_owed_to(self, facts: list[Fact]) -> int | None:
+        """Conversations whose bot answers inside the workflow task (`local_bot_answers`): the
+        seq of the customer message among `facts` (what one `SendMessage` produced) that the bot
+        owes an answer, which the update waits for and returns with the message. None when it
+        owes none: a duplicate, a conversation the bot does not hold, or an earlier version."""
+        if not self.state.local_bot_answers:
+            return None
+        for fact in facts:
+            if fact.entry is not None and fact.entry.kind is EntryKind.CUSTOMER and self.owes_answer(fact.entry.seq):
+                return fact.entry.seq
+        return None
+
+    def owes_answer(self, seq: int) -> bool:
+        """Whether the bot still owes the customer message `seq` an answer (a request for a
+        person or a take-over releases it)."""
+        return seq in self.state.bot_queue
+
     def reserve_bot_answer(self, reply_to: int) -> Fact:
         """Read-side conversations: the seq and fact number the bot's answer to `reply_to` will
         have, fixed before it is asked, so the bot activity can write the answer to the

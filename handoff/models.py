@@ -332,6 +332,12 @@ class ConversationState(ConversationSummary):
     # older histories replay (a flag, not `workflow.patched`, whose search-attribute upsert is
     # itself a billable action per run).
     lazy_timers: bool = False
+    # The bot answers inside the workflow task (a local activity that writes nothing), and a
+    # `SendMessage` update waits for the answer and returns its facts with the message's, for
+    # the caller to write: no activity task, no second workflow task per answer. A message sent
+    # as a signal is answered by the `BotAnswer` activity, as before. Read-side conversations
+    # only; set for new ones, so older histories replay.
+    local_bot_answers: bool = False
 
     def summary(self) -> ConversationSummary:
         return ConversationSummary.model_validate(self.model_dump(include=set(ConversationSummary.model_fields)))
@@ -360,6 +366,8 @@ class ConversationInput(Model):
     facts_by_cause: bool = False
     # New conversations keep their armed timer while deadlines move later.
     lazy_timers: bool = False
+    # New (read-side) conversations answer inside the workflow task; see `ConversationState`.
+    local_bot_answers: bool = False
 
 
 class CommandResult(ConversationSummary):
@@ -397,6 +405,6 @@ class BotReply(Model):
     # Whether the question's `record` was written (the database may be down: then the
     # workflow's recorder writes those facts, retrying, and the bot still answers).
     recorded: bool = False
-    # Whether the question's `answer` was written with this text, and when.
+    # Whether the question's `answer` was written with this text; when the bot answered.
     answer_recorded: bool = False
     answered_at: datetime | None = None

@@ -123,7 +123,7 @@ async def test_read_commands_follow_a_conversation(env: dict[str, str | None], h
         ("WorkflowExecutionUpdateAccepted", "TakeOver"),
         ("WorkflowExecutionUpdateCompleted", "Reply"),
         ("WorkflowExecutionUpdateCompleted", "Close"),
-        ("ActivityTaskScheduled", "BotAnswer"),
+        ("MarkerRecorded", "BotAnswer"),  # a local activity
         ("ActivityTaskCompleted", "RecordFacts"),
         ("WorkflowExecutionCompleted", ""),
     ]:

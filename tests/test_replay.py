@@ -36,6 +36,8 @@ def test_there_are_histories_of_every_kind() -> None:
     assert "agents_at_work" in names
     # Timers kept while their deadlines move later, re-armed when they fire, replaced by an earlier one.
     assert "lazy_timers" in names
+    # The bot answering inside the workflow task (local activities), by update and by signal.
+    assert {"local_bot__reference_conversation", "local_bot__continued_as_new"} <= names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)

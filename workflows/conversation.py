@@ -3,7 +3,9 @@
 The rules live in `handoff.lifecycle`; this workflow only orchestrates around them:
 - it turns signals and updates into lifecycle commands (updates are validated first, so a
   refused agent command is answered at once and leaves no trace in history);
-- a bot loop runs the `BotAnswer` activity for each customer message the bot owes an answer;
+- a bot loop runs the `BotAnswer` activity for each customer message the bot owes an answer
+  (in new conversations as a local activity inside the workflow task, whose answer a waiting
+  `SendMessage` update returns to its caller);
 - a recorder loop writes the outbox of facts with the idempotent `RecordFacts` activity, so a
   database outage delays statistics but never the bot;
 - search attributes follow every transition for ops;
@@ -13,13 +15,14 @@ The rules live in `handoff.lifecycle`; this workflow only orchestrates around th
 
 import asyncio
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.conversation import ConversationActivities
@@ -113,12 +116,16 @@ class ConversationWorkflow:
             state.facts_by_cause = True
         if input.state is None and input.lazy_timers:
             state.lazy_timers = True
+        if input.state is None and input.local_bot_answers and state.read_side:
+            state.local_bot_answers = True
         self._conversation = Conversation(state)
         self._continue_as_new_after_events = input.continue_as_new_after_events
         self._draining = False  # set before continue-as-new: start no new activity
         self._bot_busy = False
         self._bot_carrying = False  # a bot answer is writing facts from the outbox
         self._recorder_busy = False
+        # Local bot answers that a `SendMessage` caller waits for: the answer's facts, by question seq.
+        self._answers_for_caller: dict[int, list[Fact]] = {}
 
     @workflow.run
     async def run(self, input: ConversationInput) -> ConversationSummary:
@@ -199,8 +206,28 @@ class ConversationWorkflow:
     # answered at once by the validator and leaves no trace in history (issue 8, cost).
 
     @workflow.update(name="SendMessage")
-    def send_message(self, command: CustomerMessage) -> CommandResult:
-        return self._apply_update(command)
+    async def send_message(self, command: CustomerMessage) -> CommandResult:
+        result = self._apply_update(command)
+        asked = self._conversation.answer_owed_to(result.facts) if command.caller_records else None
+        if asked is None:
+            return result
+        return await self._with_bot_answer(asked, result)
+
+    async def _with_bot_answer(self, asked: int, result: CommandResult) -> CommandResult:
+        """Wait for the bot's local answer to message `asked` (normally within this workflow
+        task) and answer with its facts after the message's (the answer, a request for a person
+        the bot made), for the caller to write: the update's answer reaches the caller only once
+        the task that numbered them is durable. Continue-as-new can cut the wait short: then the
+        next run answers and its recorder writes the answer."""
+        self._answers_for_caller[asked] = []
+        try:
+            await workflow.wait_condition(
+                lambda: not self._conversation.owes_answer(asked) or (self._draining and not self._bot_busy)
+            )
+            answer = self._answers_for_caller[asked]
+        finally:
+            del self._answers_for_caller[asked]
+        return CommandResult(**self._conversation.state.summary().model_dump(), facts=[*result.facts, *answer])
 
     @send_message.validator
     def _validate_send_message(self, command: CustomerMessage) -> None:
@@ -338,12 +365,12 @@ class ConversationWorkflow:
             self._conversation.caller_writes(facts)
         return CommandResult(**summary.model_dump(), facts=facts)
 
-    def _apply_command(self, command: Command) -> tuple[ConversationSummary, list[Fact]]:
+    def _apply_command(self, command: Command, now: datetime | None = None) -> tuple[ConversationSummary, list[Fact]]:
         if isinstance(command, AgentCommand | CustomerMessage | RequestHuman):
             command = self._with_update_id(command)
         before = self._search_attributes()
         try:
-            facts = self._conversation.apply(command, workflow.now())
+            facts = self._conversation.apply(command, now or workflow.now())
         except Rejected as rejected:
             # Reached only if the state changed between validator and handler.
             raise rejection_error(rejected) from None
@@ -381,6 +408,13 @@ class ConversationWorkflow:
         while True:
             await workflow.wait_condition(lambda: bool(state.bot_queue) and not self._draining)
             seq = state.bot_queue[0]
+            if state.local_bot_answers and seq in self._answers_for_caller:
+                # Only for a `SendMessage` caller waiting: its update's acceptance is in this
+                # task's output, so Temporal never folds the task into the next one on replay
+                # (which it does to a task that produced nothing, replaying what it held at a
+                # later time); a message sent as a signal gets the `BotAnswer` activity below.
+                await self._answer_locally(seq)
+                continue
             # Unrecorded facts ride along with the answer (unless the recorder is writing them).
             carried = (
                 [] if self._recorder_busy else self._conversation.take_outbox(RECORD_BATCH_FACTS, RECORD_BATCH_CHARS)
@@ -426,6 +460,41 @@ class ConversationWorkflow:
             if reply.answer_recorded:
                 # The activity wrote the answer: the recorder writes it again later, as the backstop.
                 self._conversation.caller_writes([f for f in facts if f.number == answer.number])
+
+    async def _answer_locally(self, seq: int) -> None:
+        """The bot's answer to message `seq` inside the workflow task: a local activity, so no
+        activity task and no second workflow task per answer (docs/benchmarks.md, "Worker CPU",
+        stop 21). It only asks the bot and writes nothing, because nothing outside the workflow
+        may see a fact number before the task that assigned it is durable, and a local activity
+        runs before that. The answer's facts go to the `SendMessage` caller waiting for them, or
+        else to the recorder."""
+        self._bot_busy = True
+        try:
+            reply = await workflow.execute_local_activity_method(
+                ConversationActivities.bot_answer,
+                BotQuestion(text=self._conversation.entry(seq).text),
+                start_to_close_timeout=BOT_ANSWER_TIMEOUT,
+                retry_policy=BOT_ANSWER_RETRY,
+            )
+        except (ActivityError, ApplicationError, TemporalTimeoutError) as failed:
+            # A local activity's last failure comes as itself (the bot's error, or its timeout),
+            # not wrapped in an ActivityError as a regular activity's.
+            cause = failed.type if isinstance(failed, ApplicationError) else type(failed).__name__
+            workflow.logger.warning("Bot answer failed after all attempts: %s", cause)
+            reply = BotReply(text=BOT_UNAVAILABLE_ANSWER, fallback=True)
+        finally:
+            self._bot_busy = False
+        # Not `workflow.now()`: which activation resolves a local activity, and so its time, can
+        # differ between the live run and a replay; the activity's clock is recorded in its marker.
+        # Never before the conversation's last change (another machine's clock may lag).
+        state = self._conversation.state
+        at = max(reply.answered_at or state.updated_at, state.updated_at)
+        answered = BotAnswered(reply_to=seq, text=reply.text, wants_human=reply.wants_human, fallback=reply.fallback)
+        facts = self._apply_command(answered, at)[1]
+        waiting = self._answers_for_caller.get(seq)
+        if waiting is not None:
+            waiting.extend(facts)
+            self._conversation.caller_writes(facts)
 
     async def _record_loop(self) -> None:
         state = self._conversation.state

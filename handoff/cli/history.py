@@ -100,6 +100,13 @@ class HistoryReader:
                 return "", ", ".join(values)
             case "timer_started_event_attributes" | "timer_fired_event_attributes":
                 return "", f"timer {a.timer_id}"
+            case "marker_recorded_event_attributes":
+                marker = local_activity_marker(event)
+                if marker is None:
+                    return a.marker_name, ""
+                result = a.details["result"] if "result" in a.details else Payloads()
+                outcome = "failed" if a.HasField("failure") else "returned " + await self._summary(result)
+                return str(marker.get("activity_type", "")), f"local, attempt {marker.get('attempt', 1)}; {outcome}"
         return "", ""
 
     async def _message(self, failure: Failure) -> str:
@@ -128,6 +135,25 @@ class HistoryReader:
         if values is None:
             return f"{sum(len(p.data) for p in payloads.payloads)} bytes (encoded)"
         return "; ".join(summarize(v) for v in values)
+
+
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
+
+
+def local_activity_marker(event: HistoryEvent) -> dict[str, Any] | None:
+    """What the SDK recorded about a local activity (`activity_type`, `attempt`, `complete_time`,
+    ...) if `event` is a local activity's marker, else None. The SDK writes this part as plain
+    JSON, outside the data converter: it holds no payload, so nothing personal."""
+    if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
+        return None
+    attributes = event.marker_recorded_event_attributes
+    if attributes.marker_name != LOCAL_ACTIVITY_MARKER or "data" not in attributes.details:
+        return None
+    payloads = attributes.details["data"].payloads
+    if not payloads:
+        return None
+    data = json.loads(payloads[0].data)
+    return data if isinstance(data, dict) else None
 
 
 def summarize(value: Any) -> str:

@@ -9,6 +9,7 @@ from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHistory
 
+from handoff.cli.history import LOCAL_ACTIVITY_MARKER
 from handoff.codec import ENCODING, KEY_ID
 
 # Search attributes are indexed in plain text by design (status, agent id, outcome only);
@@ -44,12 +45,19 @@ PATCH_MARKER = "core_patch"
 
 
 def history_payloads(history: WorkflowHistory) -> list[tuple[str, Payload]]:
-    return [
-        (f"event {e.event_id} {where}", p)
-        for e in history.events
-        if e.marker_recorded_event_attributes.marker_name != PATCH_MARKER
-        for where, p in payloads(e)
-    ]
+    found: list[tuple[str, Payload]] = []
+    for e in history.events:
+        marker = e.marker_recorded_event_attributes
+        if marker.marker_name == PATCH_MARKER:
+            continue
+        if marker.marker_name == LOCAL_ACTIVITY_MARKER:
+            # A local activity's marker: the core's record of it (`data`: type, attempt, times,
+            # no payload of ours) is plain JSON past the codec; its result went through the codec.
+            result = marker.details["result"].payloads if "result" in marker.details else []
+            found += [(f"event {e.event_id} details.result", p) for p in result]
+            continue
+        found += [(f"event {e.event_id} {where}", p) for where, p in payloads(e)]
+    return found
 
 
 def unencrypted(history: WorkflowHistory) -> list[str]:

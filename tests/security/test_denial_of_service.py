@@ -19,6 +19,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from handoff.bot import KnowledgeBaseBot, KnowledgeBaseError
+from handoff.cli.history import local_activity_marker
 from handoff.client import HandoffClient, workflow_id
 from handoff.lifecycle import MAX_MESSAGE_CHARS
 from handoff.models import BotReply, EntryKind, FactKind, Status
@@ -137,6 +138,41 @@ class BrokenBot(KnowledgeBaseBot):
 
     def answer(self, message: str) -> BotReply:
         raise RuntimeError("the bot backend is down")
+
+
+@pytest.mark.timeout(120)
+async def test_a_bot_that_keeps_failing_answers_a_message_sent_as_an_update_with_the_fallback(
+    temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """The bot answering inside the workflow task (a local activity, for a `SendMessage` update):
+    tried as often, then the fallback, which the update's caller gets to write."""
+    store = Store(f"sqlite:///{tmp_path / 'handoff.db'}")
+    task_queue = f"broken-bot-{uuid.uuid4().hex[:8]}"
+    try:
+        async with build_worker(temporal_env.client, task_queue, store, BrokenBot.from_file()):
+            handoff = HandoffClient(temporal_env.client, task_queue, store)
+            conversation_id = new_id()
+            await handoff.start_or_message(conversation_id, "customer-broken", "Hello")
+            await wait_for_entries(handoff, conversation_id, 2)
+            sent = await handoff.send_message_result(
+                conversation_id, "Where is my order?", message_id="m-1", caller_records=True
+            )
+            assert [(f.kind, f.entry.text if f.entry else None) for f in sent.facts] == [
+                (FactKind.MESSAGE, "Where is my order?"),
+                (FactKind.MESSAGE, BOT_UNAVAILABLE),
+            ]
+            history = await temporal_env.client.get_workflow_handle(workflow_id(conversation_id)).fetch_history()
+            markers = [
+                e for e in history.events if (local_activity_marker(e) or {}).get("activity_type") == "BotAnswer"
+            ]
+            assert [(local_activity_marker(e) or {}).get("attempt") for e in markers] == [BOT_ANSWER_ATTEMPTS]
+            assert markers[0].marker_recorded_event_attributes.HasField("failure")
+            # The conversation goes on: the customer asks for a person and gets one.
+            await handoff.request_human(conversation_id)
+            await eventually(lambda: handoff.summary(conversation_id), lambda s: s.status is Status.WAITING)
+            await handoff.take_over(conversation_id, ALICE)
+    finally:
+        store.close()
 
 
 @pytest.mark.timeout(120)
