@@ -19,18 +19,26 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import httpx
 import psutil
 import pytest
+from pydantic import SecretStr
+from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from typer.testing import CliRunner, Result
 
 from handoff.cli import app
+from handoff.cli.history import HistoryReader
 from handoff.client import HandoffClient
+from handoff.config import Settings
+from handoff.converter import data_converter
 from handoff.models import Agent, Outcome
 from handoff.store import Store
+from tests.encryption_keys import TEST_KEYS
 from tests.helpers import eventually, new_id, wait_for_entries
 from tests.ports import PortTaken, on_fresh_ports, on_the_same_port, refusing_port
 
@@ -123,7 +131,7 @@ async def test_read_commands_follow_a_conversation(env: dict[str, str | None], h
         ("WorkflowExecutionUpdateAccepted", "TakeOver"),
         ("WorkflowExecutionUpdateCompleted", "Reply"),
         ("WorkflowExecutionUpdateCompleted", "Close"),
-        ("MarkerRecorded", "BotAnswer"),  # a local activity
+        ("ActivityTaskScheduled", "BotAnswer"),  # its messages are signals (an update: a local activity)
         ("ActivityTaskCompleted", "RecordFacts"),
         ("WorkflowExecutionCompleted", ""),
     ]:
@@ -456,3 +464,17 @@ def test_the_public_demo_agents_are_refused_off_loopback(tmp_path: Path, command
     failed_cleanly(result, f"refusing to listen on {host} with the demo agents, whose tokens are public")
     assert "set HANDOFF_AGENTS_FILE" in result.output
     assert not data_dir.exists()  # refused before anything started
+
+
+async def test_history_shows_a_bot_answer_run_inside_the_workflow_task_without_its_text() -> None:
+    """A saved conversation whose bot answered `SendMessage` updates as local activities: each
+    marker reads as the BotAnswer it was, its attempt and the shape of its result, no text."""
+    path = Path(__file__).parent / "fixtures" / "histories" / "local_bot__reference_conversation.json"
+    history = WorkflowHistory.from_json("local_bot", path.read_text())
+    converter = data_converter(Settings(encryption_keys=SecretStr(TEST_KEYS)))
+    reader = HistoryReader(cast(Client, SimpleNamespace(data_converter=converter)))
+    rows = [await reader.describe(e) for e in history.events]
+    markers = [r for r in rows if r.event_type == "MarkerRecorded"]
+    assert markers and all(r.name == "BotAnswer" for r in markers)
+    assert all(r.details.startswith("local, attempt 1; returned ") for r in markers), markers
+    assert all("text: " in r.details and "chars" in r.details for r in markers), markers
