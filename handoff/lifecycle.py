@@ -582,12 +582,18 @@ class Conversation:
     def answer_owed_to(self, facts: list[Fact]) -> int | None:
         """Conversations whose bot answers inside the workflow task (`local_bot_answers`): the
         seq of the customer message among `facts` (what one `SendMessage` produced) that the bot
-        owes an answer, which the update waits for and returns with the message. None when it
-        owes none: a duplicate, a conversation the bot does not hold, or an earlier version."""
-        if not self.state.local_bot_answers:
+        answers next, which the update waits for and returns with the message. None otherwise: a
+        duplicate, a conversation the bot does not hold, an earlier version, or earlier messages
+        still owed an answer (then this one's answer comes later, from the `BotAnswer` activity,
+        and the update answers at once)."""
+        if not self.state.local_bot_answers or not self.state.bot_queue:
             return None
         for fact in facts:
-            if fact.entry is not None and fact.entry.kind is EntryKind.CUSTOMER and self.owes_answer(fact.entry.seq):
+            if (
+                fact.entry is not None
+                and fact.entry.kind is EntryKind.CUSTOMER
+                and self.state.bot_queue[0] == fact.entry.seq
+            ):
                 return fact.entry.seq
         return None
 

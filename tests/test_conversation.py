@@ -32,7 +32,9 @@ from tests.helpers import (
     BOB,
     GREETING_ANSWER,
     HANDOFF_ANSWER,
+    ORDER_ANSWER,
     PASSWORD_ANSWER,
+    activities_scheduled,
     bot_answers_asked,
     customer_view,
     eventually,
@@ -448,6 +450,38 @@ async def test_a_customer_message_sent_as_an_update_answers_with_its_facts_and_i
     await handoff.result(conversation_id)
     recorded_texts = [e.text for e in store.transcript(conversation_id) if e.kind is EntryKind.CUSTOMER]
     assert recorded_texts.count("still there?") == 1  # the recorder wrote it as the backstop
+
+
+async def test_a_message_to_the_bot_sent_as_an_update_answers_with_the_bot_reply(
+    handoff: HandoffClient, store: Store, temporal_env: WorkflowEnvironment
+) -> None:
+    """New conversations: the bot answers a `SendMessage` inside the workflow task (a local
+    activity, no `BotAnswer` activity scheduled), and the update's answer carries the bot's reply
+    after the message, for the caller to write; the workflow writes them again at the close."""
+    conversation_id = await start(handoff)
+    handle = temporal_env.client.get_workflow_handle(workflow_id(conversation_id))
+    before = list((await handle.fetch_history()).events)
+    result = await handoff.send_message_result(
+        conversation_id, "Where is my order?", message_id="m-1", caller_records=True
+    )
+    assert [(f.kind, f.entry and f.entry.kind, f.entry and f.entry.text) for f in result.facts] == [
+        (FactKind.MESSAGE, EntryKind.CUSTOMER, "Where is my order?"),
+        (FactKind.MESSAGE, EntryKind.BOT, ORDER_ANSWER),
+    ]
+    assert result.status is Status.BOT
+    after = list((await handle.fetch_history()).events)
+    last = before[-1].event_id
+    assert activities_scheduled(after, "BotAnswer", after_event=last) == 0
+    assert bot_answers_asked(after, after_event=last) == 1  # its marker
+    assert customer_view(await handoff.transcript(conversation_id))[-2:] == [
+        ("customer", "Where is my order?"),
+        ("bot", ORDER_ANSWER),
+    ]
+    # No caller wrote them here: the recorder, as the backstop, has by the time the workflow completes.
+    await handoff.take_over(conversation_id, ALICE)
+    await handoff.close(conversation_id, ALICE, Outcome.RESOLVED)
+    await handoff.result(conversation_id)
+    assert store.transcript(conversation_id) == await handoff.transcript(conversation_id)
 
 
 async def test_history_reads_well_in_the_ui(handoff: HandoffClient, temporal_env: WorkflowEnvironment) -> None:

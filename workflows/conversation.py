@@ -209,7 +209,7 @@ class ConversationWorkflow:
     async def send_message(self, command: CustomerMessage) -> CommandResult:
         result = self._apply_update(command)
         asked = self._conversation.answer_owed_to(result.facts) if command.caller_records else None
-        if asked is None:
+        if asked is None or self._bot_busy:
             return result
         return await self._with_bot_answer(asked, result)
 
@@ -409,10 +409,12 @@ class ConversationWorkflow:
             await workflow.wait_condition(lambda: bool(state.bot_queue) and not self._draining)
             seq = state.bot_queue[0]
             if state.local_bot_answers and seq in self._answers_for_caller:
-                # Only for a `SendMessage` caller waiting: its update's acceptance is in this
-                # task's output, so Temporal never folds the task into the next one on replay
-                # (which it does to a task that produced nothing, replaying what it held at a
-                # later time); a message sent as a signal gets the `BotAnswer` activity below.
+                # Only for a `SendMessage` caller waiting, and only in the activation that accepted
+                # its update (`send_message`: the bot was idle and this message next): the
+                # acceptance is in this task's output. A task that produced nothing while a local
+                # activity ran (completed early to answer a query) is folded into the next one on
+                # replay, and what it held replayed at that later time; a message sent as a
+                # signal, or behind others, gets the `BotAnswer` activity below.
                 await self._answer_locally(seq)
                 continue
             # Unrecorded facts ride along with the answer (unless the recorder is writing them).
