@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 from collections import Counter
@@ -31,6 +32,7 @@ from bench.throughput import Level, run_level
 from handoff.store import Store
 
 TMPFS = Path("/dev/shm")
+ACTIVITY_ANSWERS = "handoff, activity answers"
 DEFAULT_LEVELS = {10: 20, 100: 100}
 
 
@@ -40,6 +42,7 @@ async def measure(
     profile: Path | None,
     show_threads: bool = False,
     baseline_updates: bool = False,
+    activity_answers: bool = False,
 ) -> list[tuple[Level, Level]]:
     measured: list[tuple[Level, Level]] = []
     async with Cluster(TMPFS if TMPFS.is_dir() else None) as cluster:
@@ -50,6 +53,13 @@ async def measure(
         handoff = HandoffTarget(cluster.client, handoff_worker.task_queue, store=store)
         baseline = BaselineTarget(cluster.plain_client, baseline_worker.task_queue, customer_updates=baseline_updates)
         pairs: list[tuple[Target, WorkerProcess]] = [(handoff, handoff_worker), (baseline, baseline_worker)]
+        if activity_answers:
+            # The same worker, conversations started as before stop 21: every bot answer a
+            # `BotAnswer` activity. Measured in the same rounds, for a paired comparison.
+            legacy = HandoffTarget(
+                cluster.client, handoff_worker.task_queue, store=store, local_bot_answers=False, name=ACTIVITY_ANSWERS
+            )
+            pairs.append((legacy, handoff_worker))
         # Warm-up (imports, first sandbox, connection pools), not counted.
         for target, _ in pairs:
             await run_level(target, 2, 4)
@@ -78,7 +88,9 @@ async def measure(
                             print(f"   user / system ms/conv: {user:.1f} / {system:.1f}", file=sys.stderr)
                         print(_row(result[target.name]), file=sys.stderr, flush=True)
                     measured.append((result["handoff"], result["baseline"]))
-                    pairs.reverse()
+                    if ACTIVITY_ANSWERS in result:
+                        measured.append((result[ACTIVITY_ANSWERS], result["baseline"]))
+                    pairs = pairs[1:] + pairs[:1]  # each goes first in turn
         finally:
             if spy is not None:
                 spy.send_signal(signal.SIGINT)  # py-spy writes its file when interrupted
@@ -160,19 +172,32 @@ def table(measured: list[tuple[Level, Level]]) -> str:
     processes saturate, throughput follows the CPU of all of them (`all CPU ratio`), not the
     worker's alone (docs/benchmarks.md, "Stop 20")."""
     lines = [
-        "| at once (conversations) | conv/s H / B | throughput ratio | worker CPU ms/conv H / B | worker CPU ratio "
-        "| server ms/conv H / B | driver ms/conv H / B | all CPU ratio |",
-        "|---|---|---|---|---|---|---|---|",
+        "| Handoff | at once (conversations) | conv/s H / B | throughput ratio | worker CPU ms/conv H / B "
+        "| worker CPU ratio | server ms/conv H / B | driver ms/conv H / B | all CPU ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+    ratios: dict[str, list[tuple[float, float, float]]] = {}
     for h, b in measured:
         ms = {name: (h.cpu_ms_per_conversation(name), b.cpu_ms_per_conversation(name)) for name in PROCESSES}
         everything = sum(hb[0] for hb in ms.values()) / sum(hb[1] for hb in ms.values())
+        ratios.setdefault(h.target, []).append(
+            (h.per_second / b.per_second, ms["worker"][0] / ms["worker"][1], everything)
+        )
         lines.append(
-            f"| {h.concurrency} ({h.conversations}) | {h.per_second:.2f} / {b.per_second:.2f} | "
+            f"| {h.target} | {h.concurrency} ({h.conversations}) | {h.per_second:.2f} / {b.per_second:.2f} | "
             f"**{h.per_second / b.per_second:.2f}** | {ms['worker'][0]:.0f} / {ms['worker'][1]:.0f} | "
             f"**{ms['worker'][0] / ms['worker'][1]:.2f}** | {ms['server'][0]:.0f} / {ms['server'][1]:.0f} | "
             f"{ms['driver'][0]:.0f} / {ms['driver'][1]:.0f} | {everything:.2f} |"
         )
+    if len(measured) > 2:
+        lines.append("")
+        lines.append("Medians over the rows (each row paired with the baseline's level run next to it):")
+        for target, rows in ratios.items():
+            throughput, worker, everything = (statistics.median(column) for column in zip(*rows, strict=True))
+            lines.append(
+                f"- {target}: throughput **{throughput:.2f}**, worker CPU **{worker:.2f}**, "
+                f"all CPU {everything:.2f} ({len(rows)} rows)"
+            )
     return "\n".join(lines)
 
 
@@ -243,12 +268,20 @@ def main(argv: list[str] | None = None) -> None:
         help="send the baseline the customer's messages and requests as updates, as Handoff gets them "
         "(default: signals, the issue's baseline)",
     )
+    parser.add_argument(
+        "--activity-answers",
+        action="store_true",
+        help="also run Handoff's conversations as started before stop 21 (every bot answer a BotAnswer "
+        "activity) on the same worker, in the same rounds",
+    )
     parser.add_argument("--top-of", type=Path, help="only print the top entries of an existing py-spy raw file")
     args = parser.parse_args(argv)
     if args.top_of:
         print(top_entries(args.top_of))
         return
-    measured = asyncio.run(measure(args.levels, args.rounds, args.profile, args.threads, args.baseline_updates))
+    measured = asyncio.run(
+        measure(args.levels, args.rounds, args.profile, args.threads, args.baseline_updates, args.activity_answers)
+    )
     print(table(measured))
     if args.profile and args.profile.exists():
         print(top_entries(args.profile))

@@ -69,7 +69,6 @@ class Target(Protocol):
 
 
 class HandoffTarget:
-    name = "handoff"
     answer_activity = HANDOFF_ANSWER
 
     def __init__(
@@ -80,8 +79,14 @@ class HandoffTarget:
         continue_as_new_after_events: int | None = None,
         store: Store | None = None,
         timers: TimerSettings | None = None,
+        local_bot_answers: bool = True,
+        name: str = "handoff",
     ) -> None:
+        self.name = name
         self.client = client
+        # False: conversations answer every message with the `BotAnswer` activity, as those
+        # started before stop 21 (`python -m bench cpu --activity-answers` compares the two).
+        self.local_bot_answers = local_bot_answers
         # Without `timers` (the throughput, latency and cost figures) conversations start with none;
         # `handoff up` starts them with the settings' defaults (the cost phase measures that too).
         self.handoff = HandoffClient(client, task_queue, timers=timers)
@@ -105,6 +110,7 @@ class HandoffTarget:
             reference.CUSTOMER_ID,
             text,
             continue_as_new_after_events=self.continue_as_new_after_events,
+            local_bot_answers=self.local_bot_answers,
         )
 
     async def message(self, conversation_id: str, text: str) -> None:
