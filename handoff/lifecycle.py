@@ -337,6 +337,7 @@ class Conversation:
         """Check and apply a command; return the facts it produced (already in the outbox)."""
         self.check(command)
         if self.is_duplicate(command):
+            self._caller_gave_up(command)
             return []
         before = len(self.state.outbox)
         s = self.state
@@ -596,6 +597,22 @@ class Conversation:
             ):
                 return fact.entry.seq
         return None
+
+    def _caller_gave_up(self, command: Command) -> None:
+        """A customer message sent again as a signal, after its `SendMessage` update was applied:
+        the API sends that signal when the update's answer did not come in time, so nobody will
+        write the facts the update left to its caller (the message, the bot's answer). The
+        recorder writes them now rather than at the next write. Conversations answering inside
+        the workflow task only (before them, the next bot answer carried those facts)."""
+        s = self.state
+        if not s.local_bot_answers or not s.caller_writes or not isinstance(command, CustomerMessage):
+            return
+        cause = self._cause(command, "message")
+        if command.caller_records or cause is None:
+            return  # the update itself, delivered again: its caller has the first answer
+        answer = f"answer:{cause}"
+        left = {f.number for f in s.outbox if f.cause is not None and (f.cause == cause or f.cause.startswith(answer))}
+        s.caller_writes = [n for n in s.caller_writes if n not in left]
 
     def owes_answer(self, seq: int) -> bool:
         """Whether the bot still owes the customer message `seq` an answer (a request for a

@@ -61,3 +61,42 @@ def test_a_duplicate_message_is_not_waited_for_again() -> None:
 
 def test_conversations_started_before_answer_every_message_by_activity() -> None:
     assert send(conversation(local_bot_answers=False), "hello", "m-1") is None
+
+
+def answered_for_its_caller(conv: Conversation) -> None:
+    """What the workflow does for a `SendMessage` (caller_records) the bot answers locally."""
+    facts = conv.apply(CustomerMessage(text="hello", message_id="m-1", caller_records=True), T0)
+    conv.caller_writes(facts)
+    asked = conv.answer_owed_to(facts)
+    assert asked is not None
+    conv.caller_writes(conv.apply(BotAnswered(reply_to=asked, text="Hi!"), T0 + timedelta(seconds=1)))
+
+
+def test_facts_left_to_the_caller_wait_for_the_next_write() -> None:
+    conv = conversation()
+    answered_for_its_caller(conv)
+    assert len(conv.state.outbox) == 3  # started, the message, the answer
+    assert not conv.recording_due()  # the caller writes them; the recorder only as the backstop
+    # The update, delivered again (e.g. after continue-as-new): its caller has the first answer.
+    assert conv.apply(CustomerMessage(text="hello", message_id="m-1", caller_records=True), T0) == []
+    assert not conv.recording_due()
+
+
+def test_the_same_message_sent_again_as_a_signal_means_its_caller_gave_up() -> None:
+    """The API sends the signal when the update's answer did not come in time: nobody will write
+    what the update left to its caller, so the recorder writes it at once."""
+    conv = conversation()
+    answered_for_its_caller(conv)
+    assert conv.apply(CustomerMessage(text="hello", message_id="m-1"), T0 + timedelta(seconds=3)) == []
+    assert conv.recording_due()  # the recorder writes the whole outbox
+    left = [f.entry.text for f in conv.state.outbox if f.entry and f.number not in conv.state.caller_writes]
+    assert left == ["hello", "Hi!"]  # each once
+
+
+def test_a_signal_for_another_message_leaves_the_callers_facts_alone() -> None:
+    conv = conversation()
+    answered_for_its_caller(conv)
+    conv.apply(RequestHuman(request_id="r-1"), T0 + timedelta(seconds=2))
+    written_by_caller = list(conv.state.caller_writes)
+    conv.apply(CustomerMessage(text="anyone?", message_id="m-2"), T0 + timedelta(seconds=3))
+    assert conv.state.caller_writes == written_by_caller
