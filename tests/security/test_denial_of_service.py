@@ -140,95 +140,93 @@ class BrokenBot(KnowledgeBaseBot):
         raise RuntimeError("the bot backend is down")
 
 
-@pytest.mark.timeout(120)
-async def test_a_bot_that_keeps_failing_answers_a_message_sent_as_an_update_with_the_fallback(
-    temporal_env: WorkflowEnvironment, tmp_path: Path
-) -> None:
-    """The bot answering inside the workflow task (a local activity, for a `SendMessage` update):
-    tried as often, then the fallback, which the update's caller gets to write."""
+@pytest.fixture
+async def broken_bot(temporal_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[tuple[HandoffClient, Store]]:
+    """A worker whose bot always fails, on its own task queue and database."""
     store = Store(f"sqlite:///{tmp_path / 'handoff.db'}")
     task_queue = f"broken-bot-{uuid.uuid4().hex[:8]}"
     try:
         async with build_worker(temporal_env.client, task_queue, store, BrokenBot.from_file()):
-            handoff = HandoffClient(temporal_env.client, task_queue, store)
-            conversation_id = new_id()
-            await handoff.start_or_message(conversation_id, "customer-broken", "Hello")
-            await wait_for_entries(handoff, conversation_id, 2)
-            sent = await handoff.send_message_result(
-                conversation_id, "Where is my order?", message_id="m-1", caller_records=True
-            )
-            assert [(f.kind, f.entry.text if f.entry else None) for f in sent.facts] == [
-                (FactKind.MESSAGE, "Where is my order?"),
-                (FactKind.MESSAGE, BOT_UNAVAILABLE),
-            ]
-            history = await temporal_env.client.get_workflow_handle(workflow_id(conversation_id)).fetch_history()
-            markers = [
-                e for e in history.events if (local_activity_marker(e) or {}).get("activity_type") == "BotAnswer"
-            ]
-            # Fewer attempts than an activity's: the API waits for this update's answer.
-            assert [(local_activity_marker(e) or {}).get("attempt") for e in markers] == [LOCAL_BOT_ANSWER_ATTEMPTS]
-            assert markers[0].marker_recorded_event_attributes.HasField("failure")
-            # The conversation goes on: the customer asks for a person and gets one.
-            await handoff.request_human(conversation_id)
-            await eventually(lambda: handoff.summary(conversation_id), lambda s: s.status is Status.WAITING)
-            await handoff.take_over(conversation_id, ALICE)
+            yield HandoffClient(temporal_env.client, task_queue, store), store
     finally:
         store.close()
+
+
+@pytest.mark.timeout(120)
+async def test_a_bot_that_keeps_failing_answers_a_message_sent_as_an_update_with_the_fallback(
+    temporal_env: WorkflowEnvironment, broken_bot: tuple[HandoffClient, Store]
+) -> None:
+    """The bot answering inside the workflow task (a local activity, for a `SendMessage` update):
+    tried fewer times, then the fallback, which the update's caller gets to write."""
+    handoff, _ = broken_bot
+    conversation_id = new_id()
+    await handoff.start_or_message(conversation_id, "customer-broken", "Hello")
+    await wait_for_entries(handoff, conversation_id, 2)
+    sent = await handoff.send_message_result(
+        conversation_id, "Where is my order?", message_id="m-1", caller_records=True
+    )
+    assert [(f.kind, f.entry.text if f.entry else None) for f in sent.facts] == [
+        (FactKind.MESSAGE, "Where is my order?"),
+        (FactKind.MESSAGE, BOT_UNAVAILABLE),
+    ]
+    history = await temporal_env.client.get_workflow_handle(workflow_id(conversation_id)).fetch_history()
+    markers = [e for e in history.events if (local_activity_marker(e) or {}).get("activity_type") == "BotAnswer"]
+    # Fewer attempts than an activity's: the API waits for this update's answer.
+    assert [(local_activity_marker(e) or {}).get("attempt") for e in markers] == [LOCAL_BOT_ANSWER_ATTEMPTS]
+    assert markers[0].marker_recorded_event_attributes.HasField("failure")
+    # The conversation goes on: the customer asks for a person and gets one.
+    await handoff.request_human(conversation_id)
+    await eventually(lambda: handoff.summary(conversation_id), lambda s: s.status is Status.WAITING)
+    await handoff.take_over(conversation_id, ALICE)
 
 
 @pytest.mark.timeout(120)
 async def test_a_bot_that_keeps_failing_ends_with_the_fallback_and_the_conversation_goes_on(
-    temporal_env: WorkflowEnvironment, tmp_path: Path
+    temporal_env: WorkflowEnvironment, broken_bot: tuple[HandoffClient, Store]
 ) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'handoff.db'}")
-    task_queue = f"broken-bot-{uuid.uuid4().hex[:8]}"
-    try:
-        async with build_worker(temporal_env.client, task_queue, store, BrokenBot.from_file()):
-            handoff = HandoffClient(temporal_env.client, task_queue, store)
-            conversation_id = new_id()
-            await handoff.start_or_message(conversation_id, "customer-broken", "Where is my order?")
-            transcript = await wait_for_entries(handoff, conversation_id, 2)
-            assert customer_view(transcript) == [("customer", "Where is my order?"), ("bot", BOT_UNAVAILABLE)]
+    handoff, store = broken_bot
+    conversation_id = new_id()
+    await handoff.start_or_message(conversation_id, "customer-broken", "Where is my order?")
+    transcript = await wait_for_entries(handoff, conversation_id, 2)
+    assert customer_view(transcript) == [("customer", "Where is my order?"), ("bot", BOT_UNAVAILABLE)]
 
-            # The answer was tried BOT_ANSWER_ATTEMPTS times, then given up.
-            history = await temporal_env.client.get_workflow_handle(workflow_id(conversation_id)).fetch_history()
-            failed = [e for e in history.events if e.event_type is EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED]
-            # (A RecordFacts follows: the fallback answer is written to the database, the read side, at once.)
-            answers = {
-                e.event_id
-                for e in history.events
-                if e.event_type is EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-                and e.activity_task_scheduled_event_attributes.activity_type.name == "BotAnswer"
-            }
-            started = [
-                e
-                for e in history.events
-                if e.event_type is EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-                and e.activity_task_started_event_attributes.scheduled_event_id in answers
-            ]
-            assert len(failed) == 1
-            assert [e.activity_task_started_event_attributes.attempt for e in started] == [BOT_ANSWER_ATTEMPTS]
+    # The answer was tried BOT_ANSWER_ATTEMPTS times, then given up.
+    history = await temporal_env.client.get_workflow_handle(workflow_id(conversation_id)).fetch_history()
+    failed = [e for e in history.events if e.event_type is EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED]
+    # (A RecordFacts follows: the fallback answer is written to the database, the read side, at once.)
+    answers = {
+        e.event_id
+        for e in history.events
+        if e.event_type is EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "BotAnswer"
+    }
+    started = [
+        e
+        for e in history.events
+        if e.event_type is EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+        and e.activity_task_started_event_attributes.scheduled_event_id in answers
+    ]
+    assert len(failed) == 1
+    assert [e.activity_task_started_event_attributes.attempt for e in started] == [BOT_ANSWER_ATTEMPTS]
 
-            # The conversation is still usable: the customer reaches a person who answers.
-            await handoff.request_human(conversation_id)
-            await eventually(lambda: handoff.summary(conversation_id), lambda s: s.status is Status.WAITING)
-            await handoff.take_over(conversation_id, ALICE)
-            await handoff.reply(conversation_id, ALICE, "Hi, I'm Alice. Let me look.")
-            assert customer_view(await handoff.transcript(conversation_id))[-1] == (
-                "agent",
-                "Hi, I'm Alice. Let me look.",
-            )
+    # The conversation is still usable: the customer reaches a person who answers.
+    await handoff.request_human(conversation_id)
+    await eventually(lambda: handoff.summary(conversation_id), lambda s: s.status is Status.WAITING)
+    await handoff.take_over(conversation_id, ALICE)
+    await handoff.reply(conversation_id, ALICE, "Hi, I'm Alice. Let me look.")
+    assert customer_view(await handoff.transcript(conversation_id))[-1] == (
+        "agent",
+        "Hi, I'm Alice. Let me look.",
+    )
 
-            # Nothing lost: the facts that rode along with the failed answer reached the database.
-            async def recorded() -> list[tuple[FactKind, str | None]]:
-                return [(f.kind, f.entry.text if f.entry else None) for f in store.facts(conversation_id)]
+    # Nothing lost: the facts that rode along with the failed answer reached the database.
+    async def recorded() -> list[tuple[FactKind, str | None]]:
+        return [(f.kind, f.entry.text if f.entry else None) for f in store.facts(conversation_id)]
 
-            facts = await eventually(recorded, lambda fs: (FactKind.TAKEN_OVER, None) in fs)
-            assert facts[:3] == [
-                (FactKind.STARTED, None),
-                (FactKind.MESSAGE, "Where is my order?"),
-                (FactKind.MESSAGE, BOT_UNAVAILABLE),
-            ]
-            assert [e.kind for e in store.transcript(conversation_id)][:2] == [EntryKind.CUSTOMER, EntryKind.BOT]
-    finally:
-        store.close()
+    facts = await eventually(recorded, lambda fs: (FactKind.TAKEN_OVER, None) in fs)
+    assert facts[:3] == [
+        (FactKind.STARTED, None),
+        (FactKind.MESSAGE, "Where is my order?"),
+        (FactKind.MESSAGE, BOT_UNAVAILABLE),
+    ]
+    assert [e.kind for e in store.transcript(conversation_id)][:2] == [EntryKind.CUSTOMER, EntryKind.BOT]
