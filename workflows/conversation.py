@@ -78,6 +78,19 @@ BOT_ANSWER_RETRY = RetryPolicy(
     maximum_attempts=BOT_ANSWER_ATTEMPTS,
 )
 
+LOCAL_BOT_ANSWER_DEADLINE = timedelta(seconds=2)
+LOCAL_BOT_ANSWER_ATTEMPTS = 4
+"""A bot answer inside the workflow task (for a waiting `SendMessage`) is tried at most this
+often (after 0.2, 0.4 and 0.8 s of backoff) and for at most the deadline above, which also ends
+an attempt that hangs; then the customer gets `BOT_UNAVAILABLE_ANSWER`. Both keep it below the
+API's wait for an update (half its Temporal timeout, 2.5 s by default), so the API gets the
+answer's facts to write rather than give up and leave them to the recorder's backstop. (The
+deadline alone does not stop retries between attempts, hence the count.)"""
+LOCAL_BOT_ANSWER_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    maximum_attempts=LOCAL_BOT_ANSWER_ATTEMPTS,
+)
+
 # One RecordFacts call stays well under Temporal's 2 MB payload limit.
 RECORD_BATCH_FACTS = 500
 RECORD_BATCH_CHARS = 500_000
@@ -475,8 +488,8 @@ class ConversationWorkflow:
             reply = await workflow.execute_local_activity_method(
                 ConversationActivities.bot_answer,
                 BotQuestion(text=self._conversation.entry(seq).text),
-                start_to_close_timeout=BOT_ANSWER_TIMEOUT,
-                retry_policy=BOT_ANSWER_RETRY,
+                schedule_to_close_timeout=LOCAL_BOT_ANSWER_DEADLINE,
+                retry_policy=LOCAL_BOT_ANSWER_RETRY,
             )
         except (ActivityError, ApplicationError, TemporalTimeoutError) as failed:
             # A local activity's last failure comes as itself (the bot's error, or its timeout),
