@@ -231,7 +231,7 @@ class ConversationWorkflow:
         task) and answer with its facts after the message's (the answer, a request for a person
         the bot made), for the caller to write: the update's answer reaches the caller only once
         the task that numbered them is durable. Continue-as-new can cut the wait short: then the
-        next run answers and its recorder writes the answer."""
+        next run answers with the `BotAnswer` activity, which writes the answer itself."""
         self._answers_for_caller[asked] = []
         try:
             await workflow.wait_condition(
@@ -481,8 +481,8 @@ class ConversationWorkflow:
         activity task and no second workflow task per answer (docs/benchmarks.md, "Worker CPU",
         stop 21). It only asks the bot and writes nothing, because nothing outside the workflow
         may see a fact number before the task that assigned it is durable, and a local activity
-        runs before that. The answer's facts go to the `SendMessage` caller waiting for them, or
-        else to the recorder."""
+        runs before that. The answer's facts go to the `SendMessage` caller waiting for them (or,
+        if continue-as-new cut that wait short, to the recorder)."""
         self._bot_busy = True
         try:
             reply = await workflow.execute_local_activity_method(
