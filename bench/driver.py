@@ -28,7 +28,7 @@ from bench.baseline import ANSWER_ACTIVITY as BASELINE_ANSWER
 from bench.baseline import WORKFLOW_NAME as BASELINE_WORKFLOW
 from bench.baseline_updates import WORKFLOW_NAME as BASELINE_UPDATES_WORKFLOW
 from bench.reference import Kind, Step
-from handoff.cli.history import local_activity_marker
+from handoff.cli.history import local_activity_type
 from handoff.client import HandoffClient, workflow_id
 from handoff.models import (
     Agent,
@@ -304,7 +304,7 @@ class HistoryWatcher:
             case EventType.EVENT_TYPE_MARKER_RECORDED:
                 # A bot answer inside the workflow task (a local activity): its marker comes after
                 # that task's completion, so the answer is in the transcript already.
-                if (local_activity_marker(event) or {}).get("activity_type") == self.answer_activity:
+                if local_activity_type(event) == self.answer_activity:
                     self.answers += 1
 
 

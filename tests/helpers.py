@@ -12,7 +12,7 @@ from typing import TypeVar
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 
-from handoff.cli.history import local_activity_marker
+from handoff.cli.history import local_activity_type
 from handoff.client import HandoffClient, workflow_id
 from handoff.lifecycle import Conversation, new_state
 from handoff.models import Agent, Command, EntryKind, RecordBatch, TranscriptEntry
@@ -101,11 +101,7 @@ def activities_scheduled(events: list[HistoryEvent], activity_type: str, *, afte
 def bot_answers_asked(events: list[HistoryEvent], *, after_event: int = 0) -> int:
     """How many bot answers the workflow asked for after event id `after_event`: `BotAnswer`
     activities scheduled, or run locally (a marker each, in newer conversations)."""
-    local = sum(
-        1
-        for e in events
-        if e.event_id > after_event and (local_activity_marker(e) or {}).get("activity_type") == "BotAnswer"
-    )
+    local = sum(1 for e in events if e.event_id > after_event and local_activity_type(e) == "BotAnswer")
     return activities_scheduled(events, "BotAnswer", after_event=after_event) + local
 
 

@@ -156,6 +156,12 @@ def local_activity_marker(event: HistoryEvent) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def local_activity_type(event: HistoryEvent) -> str | None:
+    """The activity type of a local activity's marker (e.g. `BotAnswer`), else None."""
+    marker = local_activity_marker(event)
+    return None if marker is None else str(marker.get("activity_type", ""))
+
+
 def summarize(value: Any) -> str:
     """A short, non-personal summary of one decoded payload (a command, a summary, a batch, ...)."""
     if isinstance(value, bool | int | float) or value is None:

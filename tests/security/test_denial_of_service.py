@@ -19,7 +19,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from handoff.bot import KnowledgeBaseBot, KnowledgeBaseError
-from handoff.cli.history import local_activity_marker
+from handoff.cli.history import local_activity_marker, local_activity_type
 from handoff.client import HandoffClient, workflow_id
 from handoff.lifecycle import MAX_MESSAGE_CHARS
 from handoff.models import BotReply, EntryKind, FactKind, Status
@@ -170,7 +170,7 @@ async def test_a_bot_that_keeps_failing_answers_a_message_sent_as_an_update_with
         (FactKind.MESSAGE, BOT_UNAVAILABLE),
     ]
     history = await temporal_env.client.get_workflow_handle(workflow_id(conversation_id)).fetch_history()
-    markers = [e for e in history.events if (local_activity_marker(e) or {}).get("activity_type") == "BotAnswer"]
+    markers = [e for e in history.events if local_activity_type(e) == "BotAnswer"]
     # Fewer attempts than an activity's: the API waits for this update's answer.
     assert [(local_activity_marker(e) or {}).get("attempt") for e in markers] == [LOCAL_BOT_ANSWER_ATTEMPTS]
     assert markers[0].marker_recorded_event_attributes.HasField("failure")
